@@ -1,0 +1,43 @@
+/* collapse.blas_info() and thread control. */
+#include "lua/binding.h"
+
+static int l_blas_info(lua_State *L) {
+    collapse_blas_info info;
+    collapse_blas_get_info(&info);
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, info.config);
+    lua_setfield(L, -2, "config");
+    lua_pushstring(L, info.core);
+    lua_setfield(L, -2, "core");
+    lua_pushinteger(L, info.threads);
+    lua_setfield(L, -2, "threads");
+    lua_pushboolean(L, info.cpu_avx2);
+    lua_setfield(L, -2, "cpu_avx2");
+    lua_pushboolean(L, info.cpu_avx512);
+    lua_setfield(L, -2, "cpu_avx512");
+    lua_pushboolean(L, info.generic_core);
+    lua_setfield(L, -2, "generic_core");
+    return 1;
+}
+
+static int l_set_num_threads(lua_State *L) {
+    CHECK_STATUS(L, collapse_set_num_threads((int)luaL_checkinteger(L, 1)));
+    return 0;
+}
+
+static int l_get_num_threads(lua_State *L) {
+    lua_pushinteger(L, collapse_get_num_threads());
+    return 1;
+}
+
+static int l_bytes_in_use(lua_State *L) {
+    lua_pushinteger(L, collapse_bytes_in_use());
+    return 1;
+}
+
+void binding_open_blas(lua_State *L) {
+    static const luaL_Reg fns[] = {{"blas_info", l_blas_info}, {"set_num_threads", l_set_num_threads},
+                                   {"get_num_threads", l_get_num_threads}, {"bytes_in_use", l_bytes_in_use},
+                                   {NULL, NULL}};
+    luaL_setfuncs(L, fns, 0);
+}

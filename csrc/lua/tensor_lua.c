@@ -1,0 +1,610 @@
+/* Tensor userdata: constructors, methods and operators. */
+#include "lua/binding.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- userdata plumbing ------------------------------------------------------- */
+collapse_tensor **tensor_push_slot(lua_State *L) {
+    tensor_ud *ud = lua_newuserdatauv(L, sizeof *ud, 0);
+    ud->t = NULL;
+    luaL_setmetatable(L, TENSOR_MT);
+    return &ud->t;
+}
+
+void tensor_pushed(lua_State *L) { binding_account(L); }
+
+void tensor_push(lua_State *L, collapse_tensor *t) {
+    *tensor_push_slot(L) = t;
+    tensor_pushed(L);
+}
+
+collapse_tensor *tensor_test(lua_State *L, int arg) {
+    tensor_ud *ud = luaL_testudata(L, arg, TENSOR_MT);
+    return ud ? ud->t : NULL;
+}
+
+collapse_tensor *tensor_check(lua_State *L, int arg) {
+    tensor_ud *ud = luaL_testudata(L, arg, TENSOR_MT);
+    if (!ud) luaL_typeerror(L, arg, TENSOR_MT);
+    if (!ud->t) luaL_argerror(L, arg, "tensor was closed");
+    return ud->t;
+}
+
+collapse_dtype dtype_opt(lua_State *L, int arg, collapse_dtype def) {
+    if (lua_isnoneornil(L, arg)) return def;
+    const char *name = luaL_checkstring(L, arg);
+    collapse_dtype d;
+    if (collapse_dtype_from_name(name, &d) != COLLAPSE_OK)
+        luaL_argerror(L, arg, lua_pushfstring(L, "unknown dtype '%s' (expected float32, float64 or int32)", name));
+    return d;
+}
+
+int shape_check(lua_State *L, int arg, int64_t *shape) {
+    luaL_checktype(L, arg, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, arg);
+    if (n > COLLAPSE_MAX_DIMS)
+        luaL_argerror(L, arg, lua_pushfstring(L, "shape with at most %d dimensions expected, got %d",
+                                              COLLAPSE_MAX_DIMS, (int)n));
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, arg, i);
+        int isnum;
+        lua_Integer v = lua_tointegerx(L, -1, &isnum);
+        if (!isnum || v < 0)
+            luaL_argerror(L, arg, lua_pushfstring(L, "shape entry %d must be a non-negative integer, got %s",
+                                                  (int)i, isnum ? lua_tostring(L, -1) : luaL_typename(L, -1)));
+        shape[i - 1] = v;
+        lua_pop(L, 1);
+    }
+    return (int)n;
+}
+
+static int t_gc(lua_State *L) {
+    tensor_ud *ud = luaL_checkudata(L, 1, TENSOR_MT);
+    collapse_tensor_release(ud->t);
+    ud->t = NULL;
+    return 0;
+}
+
+/* ---- constructors ------------------------------------------------------------- */
+static int l_zeros(lua_State *L) {
+    int64_t shape[COLLAPSE_MAX_DIMS];
+    int nd = shape_check(L, 1, shape);
+    collapse_dtype dt = dtype_opt(L, 2, COLLAPSE_FLOAT32);
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_tensor_new(dt, nd, shape, slot));
+    tensor_pushed(L);
+    return 1;
+}
+
+static int l_full(lua_State *L) {
+    int64_t shape[COLLAPSE_MAX_DIMS];
+    int nd = shape_check(L, 1, shape);
+    lua_Number v = luaL_checknumber(L, 2);
+    collapse_dtype dt = dtype_opt(L, 3, COLLAPSE_FLOAT32);
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_tensor_new(dt, nd, shape, slot));
+    CHECK_STATUS(L, collapse_tensor_fill(*slot, v));
+    tensor_pushed(L);
+    return 1;
+}
+
+/* Walks a nested table to find its shape (from first entries), then fills and validates. */
+static void nested_shape(lua_State *L, int idx, int *nd, int64_t *shape) {
+    *nd = 0;
+    lua_pushvalue(L, idx);
+    while (lua_type(L, -1) == LUA_TTABLE) {
+        if (*nd == COLLAPSE_MAX_DIMS) luaL_error(L, "tensor: table nested deeper than %d levels", COLLAPSE_MAX_DIMS);
+        shape[(*nd)++] = (int64_t)luaL_len(L, -1);
+        if (shape[*nd - 1] == 0) break;
+        lua_geti(L, -1, 1);
+        lua_remove(L, -2);
+    }
+    lua_pop(L, 1);
+}
+
+static void where_str(luaL_Buffer *b, const int64_t *pos, int depth) {
+    for (int i = 0; i < depth; i++) {
+        char tmp[32];
+        snprintf(tmp, sizeof tmp, "[%lld]", (long long)pos[i] + 1);
+        luaL_addstring(b, tmp);
+    }
+}
+
+static void nested_fill(lua_State *L, int idx, int depth, int nd, const int64_t *shape, int64_t *pos,
+                        collapse_tensor *t, int64_t *k) {
+    if (depth == nd) {
+        int isnum;
+        lua_Number v = lua_tonumberx(L, idx, &isnum);
+        if (!isnum || lua_type(L, idx) == LUA_TSTRING) {
+            luaL_Buffer b;
+            luaL_buffinit(L, &b);
+            luaL_addstring(&b, "tensor: non-numeric entry at ");
+            where_str(&b, pos, depth);
+            luaL_addstring(&b, " (got ");
+            luaL_addstring(&b, luaL_typename(L, idx));
+            luaL_addstring(&b, ")");
+            luaL_pushresult(&b);
+            lua_error(L);
+        }
+        if (collapse_tensor_dtype(t) == COLLAPSE_INT32 && (v != floor(v) || fabs(v) > 2147483647.0))
+            luaL_error(L, "tensor: entry %f is not an int32 value", (double)v);
+        int64_t index[COLLAPSE_MAX_DIMS];
+        for (int i = 0; i < nd; i++) index[i] = pos[i];
+        collapse_tensor_set(t, index, v);
+        (*k)++;
+        return;
+    }
+    if (lua_type(L, idx) != LUA_TTABLE || luaL_len(L, idx) != shape[depth]) {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        luaL_addstring(&b, "tensor: ragged table, entry ");
+        where_str(&b, pos, depth);
+        lua_pushfstring(L, " should be a table of %d entries, got %s", (int)shape[depth],
+                        lua_type(L, idx) == LUA_TTABLE ? lua_pushfstring(L, "a table of %d", (int)luaL_len(L, idx))
+                                                       : luaL_typename(L, idx));
+        lua_remove(L, -2);
+        luaL_addvalue(&b);
+        luaL_pushresult(&b);
+        lua_error(L);
+    }
+    for (int64_t i = 0; i < shape[depth]; i++) {
+        pos[depth] = i;
+        lua_geti(L, idx, i + 1);
+        nested_fill(L, lua_gettop(L), depth + 1, nd, shape, pos, t, k);
+        lua_pop(L, 1);
+    }
+}
+
+static int l_tensor(lua_State *L) {
+    collapse_dtype dt = dtype_opt(L, 2, COLLAPSE_FLOAT32);
+    int64_t shape[COLLAPSE_MAX_DIMS], pos[COLLAPSE_MAX_DIMS] = {0};
+    int nd = 0;
+    if (lua_type(L, 1) == LUA_TNUMBER) nd = 0;
+    else if (lua_type(L, 1) == LUA_TTABLE) nested_shape(L, 1, &nd, shape);
+    else return luaL_typeerror(L, 1, "table of numbers");
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_tensor_new(dt, nd, shape, slot));
+    int64_t k = 0;
+    nested_fill(L, 1, 0, nd, shape, pos, *slot, &k);
+    tensor_pushed(L);
+    return 1;
+}
+
+static int l_arange(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 0, 1, "non-negative length expected");
+    collapse_dtype dt = dtype_opt(L, 2, COLLAPSE_INT32);
+    int64_t shape[1] = {n};
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_tensor_new(dt, 1, shape, slot));
+    for (int64_t i = 0; i < n; i++) collapse_tensor_set(*slot, &i, (double)(i + 1));
+    tensor_pushed(L);
+    return 1;
+}
+
+static int random_fill(lua_State *L, int normal) {
+    int64_t shape[COLLAPSE_MAX_DIMS];
+    int nd = shape_check(L, 1, shape);
+    collapse_dtype dt = dtype_opt(L, 2, COLLAPSE_FLOAT32);
+    collapse_rng *g = rng_check(L, 3);
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_tensor_new(dt, nd, shape, slot));
+    CHECK_STATUS(L, normal ? collapse_tensor_randn(*slot, g) : collapse_tensor_rand(*slot, g));
+    tensor_pushed(L);
+    return 1;
+}
+static int l_randn(lua_State *L) { return random_fill(L, 1); }
+static int l_rand(lua_State *L) { return random_fill(L, 0); }
+
+/* ---- queries -------------------------------------------------------------------- */
+static int m_shape(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    int nd = collapse_tensor_ndim(t);
+    lua_createtable(L, nd, 0);
+    for (int i = 0; i < nd; i++) {
+        lua_pushinteger(L, collapse_tensor_size(t, i));
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int dim_arg(lua_State *L, int arg, collapse_tensor *t, const char *fn) {
+    lua_Integer d = luaL_checkinteger(L, arg);
+    int nd = collapse_tensor_ndim(t);
+    if (d < 1 || d > nd)
+        luaL_error(L, "%s: dimension %d out of range 1..%d for a %d-d tensor", fn, (int)d, nd, nd);
+    return (int)d - 1;
+}
+
+static int m_size(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    if (lua_isnoneornil(L, 2)) return m_shape(L);
+    lua_pushinteger(L, collapse_tensor_size(t, dim_arg(L, 2, t, "size")));
+    return 1;
+}
+static int m_dim(lua_State *L) { lua_pushinteger(L, collapse_tensor_ndim(tensor_check(L, 1))); return 1; }
+static int m_numel(lua_State *L) { lua_pushinteger(L, collapse_tensor_numel(tensor_check(L, 1))); return 1; }
+static int m_dtype(lua_State *L) {
+    lua_pushstring(L, collapse_dtype_name(collapse_tensor_dtype(tensor_check(L, 1))));
+    return 1;
+}
+static int m_is_contiguous(lua_State *L) {
+    lua_pushboolean(L, collapse_tensor_is_contiguous(tensor_check(L, 1)));
+    return 1;
+}
+static int m_len(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    lua_pushinteger(L, collapse_tensor_ndim(t) ? collapse_tensor_size(t, 0) : 1);
+    return 1;
+}
+
+static void push_number(lua_State *L, collapse_tensor *t, double v) {
+    if (collapse_tensor_dtype(t) == COLLAPSE_INT32) lua_pushinteger(L, (lua_Integer)v);
+    else lua_pushnumber(L, v);
+}
+
+/* Reads ndim 1-based indices from arg..; error names the function. */
+static void index_args(lua_State *L, collapse_tensor *t, int arg, int64_t *index, const char *fn) {
+    int nd = collapse_tensor_ndim(t);
+    for (int d = 0; d < nd; d++) {
+        int isnum;
+        lua_Integer v = lua_tointegerx(L, arg + d, &isnum);
+        if (!isnum)
+            luaL_error(L, "%s: expected %d integer indices for a %d-d tensor, argument %d is %s", fn, nd, nd, d + 1,
+                       luaL_typename(L, arg + d));
+        index[d] = v - 1;
+    }
+}
+
+static int m_get(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    int nd = collapse_tensor_ndim(t);
+    if (lua_gettop(L) - 1 != nd)
+        return luaL_error(L, "get: expected %d indices for a %d-d tensor, got %d", nd, nd, lua_gettop(L) - 1);
+    int64_t index[COLLAPSE_MAX_DIMS];
+    index_args(L, t, 2, index, "get");
+    double v;
+    CHECK_STATUS(L, collapse_tensor_get(t, index, &v));
+    push_number(L, t, v);
+    return 1;
+}
+
+static int m_set(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    int nd = collapse_tensor_ndim(t);
+    if (lua_gettop(L) - 2 != nd)
+        return luaL_error(L, "set: expected %d indices and a value for a %d-d tensor, got %d arguments", nd, nd,
+                          lua_gettop(L) - 1);
+    int64_t index[COLLAPSE_MAX_DIMS];
+    index_args(L, t, 2, index, "set");
+    lua_Number v = luaL_checknumber(L, nd + 2);
+    CHECK_STATUS(L, collapse_tensor_set(t, index, v));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static void totable_rec(lua_State *L, collapse_tensor *t, int depth, int64_t *index) {
+    int nd = collapse_tensor_ndim(t);
+    int64_t n = collapse_tensor_size(t, depth);
+    lua_createtable(L, (int)n, 0);
+    for (int64_t i = 0; i < n; i++) {
+        index[depth] = i;
+        if (depth == nd - 1) {
+            double v;
+            collapse_tensor_get(t, index, &v);
+            push_number(L, t, v);
+        } else {
+            totable_rec(L, t, depth + 1, index);
+        }
+        lua_rawseti(L, -2, i + 1);
+    }
+}
+
+static int m_totable(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    int64_t index[COLLAPSE_MAX_DIMS] = {0};
+    if (collapse_tensor_ndim(t) == 0) {
+        double v;
+        collapse_tensor_get(t, index, &v);
+        push_number(L, t, v);
+        return 1;
+    }
+    luaL_checkstack(L, COLLAPSE_MAX_DIMS + 4, "totable");
+    totable_rec(L, t, 0, index);
+    return 1;
+}
+
+/* ---- copies and views ------------------------------------------------------------- */
+static int m_clone(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_tensor_clone(t, slot));
+    tensor_pushed(L);
+    return 1;
+}
+
+static int m_to(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    luaL_checkstring(L, 2);
+    collapse_dtype dt = dtype_opt(L, 2, COLLAPSE_FLOAT32);
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_tensor_to(t, dt, slot));
+    tensor_pushed(L);
+    return 1;
+}
+
+static int m_contiguous(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_tensor_contiguous(t, slot));
+    tensor_pushed(L);
+    return 1;
+}
+
+static int m_reshape(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    int64_t shape[COLLAPSE_MAX_DIMS];
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 2);
+    luaL_argcheck(L, n <= COLLAPSE_MAX_DIMS, 2, "too many dimensions");
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_geti(L, 2, i);
+        int isnum;
+        shape[i - 1] = lua_tointegerx(L, -1, &isnum);
+        if (!isnum) luaL_argerror(L, 2, "shape entries must be integers (-1 to infer one)");
+        lua_pop(L, 1);
+    }
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_tensor_reshape(t, (int)n, shape, slot));
+    tensor_pushed(L);
+    return 1;
+}
+
+static int m_t(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_tensor_transpose(t, slot));
+    return 1;
+}
+
+static int m_row(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    lua_Integer i = luaL_checkinteger(L, 2);
+    if (collapse_tensor_ndim(t) < 1) return luaL_error(L, "row: expected a tensor with at least 1 dimension");
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_tensor_select(t, 0, i - 1, slot));
+    return 1;
+}
+
+static int m_select(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    int d = dim_arg(L, 2, t, "select");
+    lua_Integer i = luaL_checkinteger(L, 3);
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_tensor_select(t, d, i - 1, slot));
+    return 1;
+}
+
+static int m_narrow(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    int d = dim_arg(L, 2, t, "narrow");
+    lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_tensor_narrow(t, d, start - 1, len, slot));
+    return 1;
+}
+
+/* Index from an int32 tensor or a Lua array of 1-based positions. */
+static collapse_tensor *index_arg(lua_State *L, int arg, const char *fn) {
+    collapse_tensor *idx = tensor_test(L, arg);
+    if (idx) return collapse_tensor_retain(idx);
+    if (lua_type(L, arg) != LUA_TTABLE)
+        luaL_error(L, "%s: index must be an int32 tensor or an array of integers, got %s", fn, luaL_typename(L, arg));
+    int64_t n = (int64_t)luaL_len(L, arg);
+    collapse_tensor *t;
+    CHECK_STATUS(L, collapse_tensor_new(COLLAPSE_INT32, 1, &n, &t));
+    int32_t *p = collapse_tensor_data(t);
+    for (int64_t i = 0; i < n; i++) {
+        lua_geti(L, arg, i + 1);
+        int isnum;
+        lua_Integer v = lua_tointegerx(L, -1, &isnum);
+        lua_pop(L, 1);
+        if (!isnum || v < INT32_MIN || v > INT32_MAX) {
+            collapse_tensor_release(t);
+            luaL_error(L, "%s: index entry %d is not an integer", fn, (int)i + 1);
+        }
+        p[i] = (int32_t)v;
+    }
+    return t;
+}
+
+static int m_rows(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    collapse_tensor *idx = index_arg(L, 2, "rows");
+    collapse_tensor **slot = tensor_push_slot(L);
+    collapse_status s = collapse_tensor_index_rows(t, idx, 1, slot);
+    collapse_tensor_release(idx);
+    CHECK_STATUS(L, s);
+    tensor_pushed(L);
+    return 1;
+}
+
+static int m_fill(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    CHECK_STATUS(L, collapse_tensor_fill(t, luaL_checknumber(L, 2)));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int m_copy(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    CHECK_STATUS(L, collapse_tensor_copy(t, tensor_check(L, 2)));
+    lua_settop(L, 1);
+    return 1;
+}
+
+static int m_close(lua_State *L) { return t_gc(L); }
+
+/* ---- arithmetic ---------------------------------------------------------------------- */
+static int arith(lua_State *L, collapse_binop op) {
+    collapse_tensor *a = tensor_test(L, 1), *b = tensor_test(L, 2);
+    collapse_tensor **slot;
+    if (a && b) {
+        slot = tensor_push_slot(L);
+        CHECK_STATUS(L, collapse_tensor_binop(op, a, b, slot));
+    } else if (a) {
+        int isnum;
+        lua_Number v = lua_tonumberx(L, 2, &isnum);
+        if (!isnum) return luaL_typeerror(L, 2, "tensor or number");
+        slot = tensor_push_slot(L);
+        CHECK_STATUS(L, collapse_tensor_binop_scalar(op, a, v, 0, slot));
+    } else if (b) {
+        int isnum;
+        lua_Number v = lua_tonumberx(L, 1, &isnum);
+        if (!isnum) return luaL_typeerror(L, 1, "tensor or number");
+        slot = tensor_push_slot(L);
+        CHECK_STATUS(L, collapse_tensor_binop_scalar(op, b, v, 1, slot));
+    } else {
+        tensor_check(L, 1);
+        return 0;
+    }
+    tensor_pushed(L);
+    return 1;
+}
+static int m_add(lua_State *L) { return arith(L, COLLAPSE_ADD); }
+static int m_sub(lua_State *L) { return arith(L, COLLAPSE_SUB); }
+static int m_mul(lua_State *L) { return arith(L, COLLAPSE_MUL); }
+static int m_div(lua_State *L) { return arith(L, COLLAPSE_DIV); }
+
+static int m_unm(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_tensor_neg(t, slot));
+    tensor_pushed(L);
+    return 1;
+}
+
+static int m_matmul(lua_State *L) {
+    collapse_tensor *a = tensor_check(L, 1), *b = tensor_check(L, 2);
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_matmul(a, b, slot));
+    tensor_pushed(L);
+    return 1;
+}
+
+static int reduce(lua_State *L, collapse_reduce op) {
+    static const char *names[] = {"sum", "mean", "max", "argmax"};
+    collapse_tensor *t = tensor_check(L, 1);
+    if (lua_isnoneornil(L, 2) && op != COLLAPSE_ARGMAX) {
+        double v;
+        int64_t n = collapse_tensor_numel(t);
+        if (op == COLLAPSE_MAX) {
+            CHECK_STATUS(L, collapse_tensor_max_all(t, &v));
+        } else {
+            CHECK_STATUS(L, collapse_tensor_sum_all(t, &v));
+            if (op == COLLAPSE_MEAN) {
+                if (n == 0) return luaL_error(L, "mean: the tensor is empty");
+                v /= (double)n;
+            }
+        }
+        if (collapse_tensor_dtype(t) == COLLAPSE_INT32 && op != COLLAPSE_MEAN) lua_pushinteger(L, (lua_Integer)v);
+        else lua_pushnumber(L, v);
+        return 1;
+    }
+    int d = dim_arg(L, 2, t, names[op]);
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_tensor_reduce(t, op, d, slot));
+    tensor_pushed(L);
+    if (op == COLLAPSE_MAX) { /* values, indices as torch */
+        collapse_tensor **islot = tensor_push_slot(L);
+        CHECK_STATUS(L, collapse_tensor_reduce(t, COLLAPSE_ARGMAX, d, islot));
+        tensor_pushed(L);
+        return 2;
+    }
+    return 1;
+}
+static int m_sum(lua_State *L) { return reduce(L, COLLAPSE_SUM); }
+static int m_mean(lua_State *L) { return reduce(L, COLLAPSE_MEAN); }
+static int m_max(lua_State *L) { return reduce(L, COLLAPSE_MAX); }
+static int m_argmax(lua_State *L) { return reduce(L, COLLAPSE_ARGMAX); }
+
+static int m_norm(lua_State *L) {
+    double v;
+    CHECK_STATUS(L, collapse_tensor_norm(tensor_check(L, 1), &v));
+    lua_pushnumber(L, v);
+    return 1;
+}
+
+static int m_dot(lua_State *L) {
+    double v;
+    CHECK_STATUS(L, collapse_tensor_dot(tensor_check(L, 1), tensor_check(L, 2), &v));
+    lua_pushnumber(L, v);
+    return 1;
+}
+
+/* t[i]: the element of a 1-d tensor, a row view otherwise; other keys are methods. */
+static int t_index(lua_State *L) {
+    if (lua_type(L, 2) == LUA_TNUMBER) {
+        collapse_tensor *t = tensor_check(L, 1);
+        lua_Integer i = luaL_checkinteger(L, 2);
+        if (collapse_tensor_ndim(t) == 1) {
+            int64_t idx = i - 1;
+            double v;
+            CHECK_STATUS(L, collapse_tensor_get(t, &idx, &v));
+            push_number(L, t, v);
+            return 1;
+        }
+        lua_settop(L, 2);
+        return m_row(L);
+    }
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "__methods");
+    lua_pushvalue(L, 2);
+    lua_rawget(L, -2);
+    return 1;
+}
+
+static int t_newindex(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    lua_Integer i = luaL_checkinteger(L, 2);
+    if (collapse_tensor_ndim(t) != 1) {
+        collapse_tensor *src = tensor_test(L, 3);
+        collapse_tensor *row;
+        CHECK_STATUS(L, collapse_tensor_select(t, 0, i - 1, &row));
+        collapse_status s = src ? collapse_tensor_copy(row, src) : collapse_tensor_fill(row, luaL_checknumber(L, 3));
+        collapse_tensor_release(row);
+        CHECK_STATUS(L, s);
+        return 0;
+    }
+    int64_t idx = i - 1;
+    CHECK_STATUS(L, collapse_tensor_set(t, &idx, luaL_checknumber(L, 3)));
+    return 0;
+}
+
+static const luaL_Reg methods[] = {
+    {"shape", m_shape}, {"size", m_size}, {"dim", m_dim}, {"numel", m_numel}, {"dtype", m_dtype},
+    {"is_contiguous", m_is_contiguous}, {"get", m_get}, {"set", m_set}, {"totable", m_totable},
+    {"clone", m_clone}, {"to", m_to}, {"contiguous", m_contiguous}, {"reshape", m_reshape}, {"t", m_t},
+    {"row", m_row}, {"select", m_select}, {"narrow", m_narrow}, {"rows", m_rows}, {"fill", m_fill},
+    {"copy", m_copy}, {"add", m_add}, {"sub", m_sub}, {"mul", m_mul}, {"div", m_div}, {"matmul", m_matmul},
+    {"sum", m_sum}, {"mean", m_mean}, {"max", m_max}, {"argmax", m_argmax}, {"norm", m_norm}, {"dot", m_dot},
+    {"close", m_close}, {NULL, NULL}};
+
+static const luaL_Reg metamethods[] = {
+    {"__gc", t_gc}, {"__close", t_gc}, {"__add", m_add}, {"__sub", m_sub}, {"__mul", m_mul}, {"__div", m_div},
+    {"__unm", m_unm}, {"__len", m_len}, {"__index", t_index}, {"__newindex", t_newindex}, {NULL, NULL}};
+
+static const luaL_Reg functions[] = {
+    {"zeros", l_zeros}, {"full", l_full}, {"tensor", l_tensor}, {"arange", l_arange},
+    {"randn", l_randn}, {"rand", l_rand}, {NULL, NULL}};
+
+void binding_open_tensor(lua_State *L) {
+    luaL_newmetatable(L, TENSOR_MT);
+    luaL_setfuncs(L, metamethods, 0);
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__methods");
+    lua_setfield(L, -2, "tensor_mt"); /* the Lua layer adds __tostring and more methods */
+    luaL_setfuncs(L, functions, 0);
+}

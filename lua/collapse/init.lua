@@ -1,0 +1,124 @@
+--- collapse: neural collapse with batch normalization and weight decay.
+-- local collapse = require("collapse")   -- sets no globals
+-- Tensors live in C (csrc/core); this file adds defaults, printing and the submodules.
+local core = require("collapse.core")
+
+local collapse = { version = core.version, core = core }
+
+local default_dtype = "float32"
+local FLOAT_DTYPES = { float32 = true, float64 = true }
+
+--- The float dtype used when a constructor is given none ("float32" unless changed).
+function collapse.default_dtype() return default_dtype end
+
+function collapse.set_default_dtype(dtype)
+  if not FLOAT_DTYPES[dtype] then
+    error(("set_default_dtype: expected 'float32' or 'float64', got %s"):format(tostring(dtype)), 2)
+  end
+  default_dtype = dtype
+end
+
+-- Shared default generator for randn/rand without an explicit rng.
+local default_rng = core.rng(0)
+
+--- Reseeds the default generator used by randn/rand when no rng is given.
+function collapse.manual_seed(seed) default_rng:seed(seed) end
+
+function collapse.rng(seed)
+  if seed ~= nil and math.type(seed) ~= "integer" then
+    error(("rng: seed must be an integer, got %s"):format(tostring(seed)), 2)
+  end
+  return core.rng(seed or 0)
+end
+
+function collapse.tensor(data, dtype) return core.tensor(data, dtype or default_dtype) end
+function collapse.zeros(shape, dtype) return core.zeros(shape, dtype or default_dtype) end
+function collapse.ones(shape, dtype) return core.full(shape, 1, dtype or default_dtype) end
+function collapse.full(shape, value, dtype) return core.full(shape, value, dtype or default_dtype) end
+--- 1, 2, ..., n (int32 unless a dtype is given): the natural index vector in 1-based Lua.
+function collapse.arange(n, dtype) return core.arange(n, dtype) end
+
+local function random(fn, name)
+  return function(shape, opts)
+    if opts ~= nil and type(opts) ~= "table" then
+      error(("%s: bad argument #2 (options table {dtype=, rng=} expected, got %s)"):format(name, type(opts)), 2)
+    end
+    opts = opts or {}
+    return fn(shape, opts.dtype or default_dtype, opts.rng or default_rng)
+  end
+end
+collapse.randn = random(core.randn, "randn")
+collapse.rand = random(core.rand, "rand")
+
+function collapse.is_tensor(x) return getmetatable(x) == core.tensor_mt end
+
+-- BLAS ---------------------------------------------------------------------------
+local hinted = false
+--- OpenBLAS configuration, chosen kernel ("core"), thread count and CPU features.
+-- The first call warns on stderr when a generic kernel runs on an AVX2/AVX-512 CPU.
+function collapse.blas_info()
+  local info = core.blas_info()
+  if info.generic_core and not hinted then
+    hinted = true
+    io.stderr:write(("collapse: OpenBLAS runs its generic '%s' kernel on a CPU with %s; matrix products "
+      .. "may be several times faster with OPENBLAS_CORETYPE=%s set in the environment "
+      .. "(see README, Performance)\n"):format(info.core, info.cpu_avx512 and "AVX-512" or "AVX2",
+      info.cpu_avx512 and "SkylakeX" or "Haswell"))
+  end
+  return info
+end
+collapse.set_num_threads = core.set_num_threads
+collapse.get_num_threads = core.get_num_threads
+collapse.bytes_in_use = core.bytes_in_use
+
+-- Printing -------------------------------------------------------------------------
+local function fmt_num(v, is_int)
+  if is_int then return tostring(math.tointeger(v) or v) end
+  return ("%.4g"):format(v)
+end
+
+local MAX_PRINT = 64 -- elements shown per row / rows shown
+
+local function tensor_tostring(t)
+  local shape = t:shape()
+  local dims = {}
+  for i, s in ipairs(shape) do dims[i] = tostring(s) end
+  local header = ("collapse.tensor %s [%s]"):format(t:dtype(), table.concat(dims, " x "))
+  local nd, is_int = #shape, t:dtype() == "int32"
+  local lines = { header }
+  local function row_str(r)
+    local n, parts = #r, {}
+    for j = 1, math.min(n, MAX_PRINT) do parts[#parts + 1] = fmt_num(r[j], is_int) end
+    if n > MAX_PRINT then parts[#parts + 1] = "..." end
+    return "  " .. table.concat(parts, " ")
+  end
+  if nd == 0 then
+    lines[2] = "  " .. fmt_num(t:totable(), is_int)
+  elseif nd == 1 then
+    lines[2] = row_str(t:narrow(1, 1, math.min(shape[1], MAX_PRINT + 1)):totable())
+  elseif nd == 2 then
+    for i = 1, math.min(shape[1], MAX_PRINT) do
+      local row = t:row(i)
+      lines[#lines + 1] = row_str(row:narrow(1, 1, math.min(shape[2], MAX_PRINT + 1)):totable())
+    end
+    if shape[1] > MAX_PRINT then lines[#lines + 1] = "  ..." end
+  end
+  return table.concat(lines, "\n")
+end
+core.tensor_mt.__tostring = tensor_tostring
+core.tensor_mt.__name = "collapse.tensor"
+
+-- Submodules load on first use: collapse.nn, collapse.optim, collapse.data, collapse.nc, ...
+local SUBMODULES = { nn = true, optim = true, data = true, nc = true, io = true,
+  experiment = true, sweep = true, report = true, json = true, cli = true, checkpoint = true }
+setmetatable(collapse, {
+  __index = function(t, k)
+    if SUBMODULES[k] then
+      local m = require("collapse." .. k)
+      rawset(t, k, m)
+      return m
+    end
+  end,
+})
+
+return collapse
