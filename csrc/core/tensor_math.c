@@ -252,3 +252,25 @@ collapse_status collapse_matmul(const collapse_tensor *a, const collapse_tensor 
     collapse_tensor_release(cb);
     return s;
 }
+
+collapse_status collapse_count_correct(const collapse_tensor *logits, const collapse_tensor *labels, int64_t *correct) {
+    char a[SHAPE_BUF], b[SHAPE_BUF];
+    COLLAPSE_TRY(need_float("count_correct", "logits", logits));
+    if (logits->ndim != 2 || labels->ndim != 1 || labels->shape[0] != logits->shape[0] ||
+        labels->dtype != COLLAPSE_INT32)
+        return collapse_fail(COLLAPSE_ERR_SHAPE, "count_correct: expected logits [n x C] and int32 labels [n], got %s and %s %s",
+                             shape_str(logits->ndim, logits->shape, a, sizeof a), collapse_dtype_name(labels->dtype),
+                             shape_str(labels->ndim, labels->shape, b, sizeof b));
+    int64_t n = logits->shape[0], c = logits->shape[1], count = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t best = 0;
+        double bv = storage_read(logits, logits->offset + i * logits->strides[0]);
+        for (int64_t j = 1; j < c; j++) {
+            double v = storage_read(logits, logits->offset + i * logits->strides[0] + j * logits->strides[1]);
+            if (v > bv) { bv = v; best = j; }
+        }
+        if ((int64_t)storage_read(labels, labels->offset + i * labels->strides[0]) == best + 1) count++;
+    }
+    *correct = count;
+    return COLLAPSE_OK;
+}

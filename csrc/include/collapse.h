@@ -64,6 +64,8 @@ COLLAPSE_API const char *collapse_dtype_name(collapse_dtype t);
 /* Parses "float32", "float64", "int32" (also "float", "double", "int"). */
 COLLAPSE_API collapse_status collapse_dtype_from_name(const char *name, collapse_dtype *out);
 COLLAPSE_API size_t collapse_dtype_size(collapse_dtype t);
+/* CRC-32 as zlib computes it; start with crc = 0 and chain over pieces. */
+COLLAPSE_API uint32_t collapse_crc32(uint32_t crc, const void *data, size_t len);
 
 /* ---- tensors ----------------------------------------------------------------
  * A tensor is a strided view on a refcounted storage. New tensors are contiguous
@@ -136,6 +138,10 @@ COLLAPSE_API collapse_status collapse_tensor_reduce(const collapse_tensor *t, co
  * 2-d @ 2-d, 2-d @ 1-d and 1-d @ 2-d; both operands of one float dtype. */
 COLLAPSE_API collapse_status collapse_matmul(const collapse_tensor *a, const collapse_tensor *b, collapse_tensor **out);
 
+/* Number of rows whose argmax (first on ties) equals the 1-based label. */
+COLLAPSE_API collapse_status collapse_count_correct(const collapse_tensor *logits, const collapse_tensor *labels,
+                                                    int64_t *correct);
+
 /* ---- random numbers ------------------------------------------------------------
  * xoshiro256** seeded through splitmix64 (docs/rng.md): the same stream on every
  * platform. uniform in [0,1) with 53 bits; normal by the Box-Muller transform. */
@@ -163,7 +169,249 @@ COLLAPSE_API void collapse_blas_get_info(collapse_blas_info *info);
 COLLAPSE_API collapse_status collapse_set_num_threads(int n);
 COLLAPSE_API int collapse_get_num_threads(void);
 
-/* @@SECTIONS@@ (nn, optim, nc, bound, io follow) */
+/* ==== layers (csrc/nn): raw row-major arrays, _f32 and _f64 ==================== */
+/* ---- linear: y[n x out] = x[n x in] W[out x in]^T + b[out] (one gemm) ------------------- */
+COLLAPSE_API collapse_status collapse_linear_forward_f32(int64_t n, int64_t in, int64_t out, const float *x,
+                                                         float *y, const float *W, const float *b);
+COLLAPSE_API collapse_status collapse_linear_forward_f64(int64_t n, int64_t in, int64_t out, const double *x,
+                                                         double *y, const double *W, const double *b);
+/* gx[n x in] = gy W (overwritten; gx may be NULL), gW[out x in] += gy^T x,
+ * gb[out] += column sums of gy (gb may be NULL). */
+COLLAPSE_API collapse_status collapse_linear_backward_f32(int64_t n, int64_t in, int64_t out, const float *x,
+                                                          const float *gy, float *gx, const float *W, float *gW,
+                                                          float *gb);
+COLLAPSE_API collapse_status collapse_linear_backward_f64(int64_t n, int64_t in, int64_t out, const double *x,
+                                                          const double *gy, double *gx, const double *W,
+                                                          double *gW, double *gb);
+
+/* ---- batch normalisation over the n rows of x[n x f] (BatchNorm1d), PyTorch semantics ---
+ * Train: normalise with the biased batch variance; save_mean[f], save_invstd[f] =
+ * 1/sqrt(var + eps) are written for the backward; running_mean/var (each may be NULL:
+ * track_running_stats off) become (1 - momentum) running + momentum batch, with the
+ * unbiased variance (n/(n-1)) for running_var. n >= 2. Statistics accumulate in double.
+ * gamma NULL means 1, beta NULL means 0 (affine off). y may equal x (then x is lost). */
+COLLAPSE_API collapse_status collapse_batchnorm_forward_train_f32(int64_t n, int64_t f, const float *x, float *y,
+                                                                  const float *gamma, const float *beta,
+                                                                  float *running_mean, float *running_var,
+                                                                  float *save_mean, float *save_invstd,
+                                                                  double momentum, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm_forward_train_f64(int64_t n, int64_t f, const double *x,
+                                                                  double *y, const double *gamma,
+                                                                  const double *beta, double *running_mean,
+                                                                  double *running_var, double *save_mean,
+                                                                  double *save_invstd, double momentum,
+                                                                  double eps);
+/* Eval: y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta. y may equal x. */
+COLLAPSE_API collapse_status collapse_batchnorm_forward_eval_f32(int64_t n, int64_t f, const float *x, float *y,
+                                                                 const float *gamma, const float *beta,
+                                                                 const float *running_mean,
+                                                                 const float *running_var, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm_forward_eval_f64(int64_t n, int64_t f, const double *x,
+                                                                 double *y, const double *gamma,
+                                                                 const double *beta, const double *running_mean,
+                                                                 const double *running_var, double eps);
+/* Exact gradient of the train-mode forward (batch statistics depend on x): x and
+ * save_mean/save_invstd from that forward; gx overwritten (or NULL; gx may equal gy);
+ * ggamma += sum gy * xhat, gbeta += sum gy (each may be NULL). */
+COLLAPSE_API collapse_status collapse_batchnorm_backward_train_f32(int64_t n, int64_t f, const float *x,
+                                                                   const float *gy, float *gx,
+                                                                   const float *gamma, float *ggamma,
+                                                                   float *gbeta, const float *save_mean,
+                                                                   const float *save_invstd);
+COLLAPSE_API collapse_status collapse_batchnorm_backward_train_f64(int64_t n, int64_t f, const double *x,
+                                                                   const double *gy, double *gx,
+                                                                   const double *gamma, double *ggamma,
+                                                                   double *gbeta, const double *save_mean,
+                                                                   const double *save_invstd);
+/* Gradient of the eval-mode forward (a fixed affine map per feature):
+ * gx = gy * gamma / sqrt(running_var + eps) (or NULL; may equal gy), ggamma += sum gy * xhat,
+ * gbeta += sum gy. x and running_mean are needed only for ggamma (may be NULL otherwise). */
+COLLAPSE_API collapse_status collapse_batchnorm_backward_eval_f32(int64_t n, int64_t f, const float *x,
+                                                                  const float *gy, float *gx,
+                                                                  const float *gamma, float *ggamma,
+                                                                  float *gbeta, const float *running_mean,
+                                                                  const float *running_var, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm_backward_eval_f64(int64_t n, int64_t f, const double *x,
+                                                                  const double *gy, double *gx,
+                                                                  const double *gamma, double *ggamma,
+                                                                  double *gbeta, const double *running_mean,
+                                                                  const double *running_var, double eps);
+
+/* ---- activations over n elements; y may equal x, gx may equal gy ---------------------------
+ * The backwards take the forward OUTPUT y (so an in-place forward loses nothing):
+ * relu: gx = y > 0 ? gy : 0 (NaN propagates as in PyTorch); tanh: gx = gy * (1 - y^2). */
+COLLAPSE_API collapse_status collapse_relu_forward_f32(int64_t n, const float *x, float *y);
+COLLAPSE_API collapse_status collapse_relu_forward_f64(int64_t n, const double *x, double *y);
+COLLAPSE_API collapse_status collapse_relu_backward_f32(int64_t n, const float *y, const float *gy, float *gx);
+COLLAPSE_API collapse_status collapse_relu_backward_f64(int64_t n, const double *y, const double *gy,
+                                                        double *gx);
+COLLAPSE_API collapse_status collapse_tanh_forward_f32(int64_t n, const float *x, float *y);
+COLLAPSE_API collapse_status collapse_tanh_forward_f64(int64_t n, const double *x, double *y);
+COLLAPSE_API collapse_status collapse_tanh_backward_f32(int64_t n, const float *y, const float *gy, float *gx);
+COLLAPSE_API collapse_status collapse_tanh_backward_f64(int64_t n, const double *y, const double *gy,
+                                                        double *gx);
+
+/* ---- cross-entropy over logits[n x C] with int32 labels in 1..C -------------------------
+ * *loss_mean = mean over rows of logsumexp(row) - row[label] (stable, summed in double);
+ * grad (or NULL) = d loss_mean / d logits = (softmax - onehot) / n, overwritten; grad may
+ * equal logits. Labels are all checked first: COLLAPSE_ERR_RANGE
+ * "cross_entropy: label 11 at index 7 is outside 1..10" (index 1-based, as in Lua). */
+COLLAPSE_API collapse_status collapse_cross_entropy_forward_f32(int64_t n, int64_t C, const float *logits,
+                                                                const int32_t *labels, double *loss_mean,
+                                                                float *grad);
+COLLAPSE_API collapse_status collapse_cross_entropy_forward_f64(int64_t n, int64_t C, const double *logits,
+                                                                const int32_t *labels, double *loss_mean,
+                                                                double *grad);
+
+/* ==== optimiser update rules (csrc/optim) ========================================= */
+/* torch.optim.SGD: d = g + weight_decay x; with momentum != 0:
+ *   buf = d on the first step (*buf_ready == 0; set to 1 on return),
+ *   buf = momentum buf + (1 - dampening) d afterwards,
+ *   d = nesterov ? d + momentum buf : buf;
+ * then x -= lr d. momentum_buf and buf_ready may be NULL when momentum == 0.
+ * lr, momentum, weight_decay >= 0; nesterov needs momentum > 0 and dampening == 0. */
+COLLAPSE_API collapse_status collapse_sgd_step_f32(int64_t n, float *x, const float *g, float *momentum_buf,
+                                                   int *buf_ready, double lr, double momentum, double dampening,
+                                                   int nesterov, double weight_decay);
+COLLAPSE_API collapse_status collapse_sgd_step_f64(int64_t n, double *x, const double *g, double *momentum_buf,
+                                                   int *buf_ready, double lr, double momentum, double dampening,
+                                                   int nesterov, double weight_decay);
+
+/* torch.optim.Adam (decoupled == 0: g += weight_decay x) / AdamW (decoupled != 0:
+ * x *= 1 - lr weight_decay first). step is this update's 1-based count (the caller
+ * increments it before the call). m, v (zero before the first step) are updated:
+ *   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+ *   x -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps).
+ * lr, eps, weight_decay >= 0; beta1, beta2 in [0, 1); step >= 1. */
+COLLAPSE_API collapse_status collapse_adam_step_f32(int64_t n, float *x, const float *g, float *m, float *v,
+                                                    int64_t step, double lr, double beta1, double beta2,
+                                                    double eps, double weight_decay, int decoupled);
+COLLAPSE_API collapse_status collapse_adam_step_f64(int64_t n, double *x, const double *g, double *m, double *v,
+                                                    int64_t step, double lr, double beta1, double beta2,
+                                                    double eps, double weight_decay, int decoupled);
+
+/* ==== neural-collapse metrics (csrc/nc, docs/metrics.md) ============================ */
+/* ---- neural-collapse metrics ----------------------------------------------------
+ * Two streaming passes over the same data: pass 1 (counts, class sums), end_pass1
+ * (class means, the C x C Gram of the centred means and its eigen-decomposition),
+ * pass 2 (cosine sums, within-class energies and projections, classifier counts),
+ * then collapse_nc_stats_result. Batches may be fed in any order and split in any
+ * way, but pass 2 must see exactly the samples of pass 1. All accumulation is in
+ * double whatever the feature dtype; memory is O(C d) (+ d x d with
+ * COLLAPSE_NC_WITHIN_SPECTRUM). Labels are int32 in 1..classes. */
+typedef struct collapse_nc_stats collapse_nc_stats; /* opaque */
+
+enum { COLLAPSE_NC_WITHIN_SPECTRUM = 1 }; /* also accumulate Sigma_W (d x d) for within_spectrum */
+
+COLLAPSE_API collapse_status collapse_nc_stats_new(int classes, int64_t dim, int flags, collapse_nc_stats **out);
+COLLAPSE_API void collapse_nc_stats_free(collapse_nc_stats *s); /* NULL is fine */
+/* Optional classifier W (classes x dim, row-major, double) and bias b (classes, may be NULL).
+ * Copied. Must be set before the first pass-2 batch; a later call replaces the earlier one. */
+COLLAPSE_API collapse_status collapse_nc_stats_set_classifier(collapse_nc_stats *s, const double *W,
+                                                              const double *b);
+/* features: n x dim row-major, COLLAPSE_FLOAT32 or COLLAPSE_FLOAT64; labels: n int32 in 1..classes.
+ * A batch with a bad label or a non-finite feature is rejected whole (nothing accumulated). */
+COLLAPSE_API collapse_status collapse_nc_stats_pass1(collapse_nc_stats *s, collapse_dtype dtype,
+                                                     const void *features, int64_t n, const int32_t *labels);
+/* Class means, mu_G, the Gram eigen-decomposition and the nc1 basis. Fails when a class has
+ * fewer than 2 samples (naming the class) or when all class means are identical. */
+COLLAPSE_API collapse_status collapse_nc_stats_end_pass1(collapse_nc_stats *s);
+COLLAPSE_API collapse_status collapse_nc_stats_pass2(collapse_nc_stats *s, collapse_dtype dtype,
+                                                     const void *features, int64_t n, const int32_t *labels);
+/* Class means (classes x dim) and the global sample mean (dim) after end_pass1; either may be NULL. */
+COLLAPSE_API collapse_status collapse_nc_stats_means(const collapse_nc_stats *s, double *class_means,
+                                                     double *global_mean);
+
+typedef struct collapse_nc_result {
+    int classes;
+    int64_t dim, samples;
+    /* the paper's cosine measures */
+    double intra_cos, intra_cos_min, intra_cos_q;
+    double inter_cos, inter_cos_max, inter_cos_q;
+    double feature_norm;
+    /* NC1..NC4 */
+    double nc1, variability, cdnv, equinorm, equiangular, max_cos, etf_error;
+    /* classifier-based (0 when has_classifier == 0) */
+    int has_classifier;
+    double w_equinorm, self_duality, ncc_agreement, accuracy, loss;
+    double q;
+    /* arrays, allocated by collapse_nc_stats_result, freed by collapse_nc_result_free */
+    int64_t *class_counts;     /* classes */
+    double *intra_per_class;   /* classes */
+    double *etf_spectrum;      /* classes, descending */
+    double *between_spectrum;  /* classes, descending */
+    int within_spectrum_len;   /* min(dim, 2 classes) with COLLAPSE_NC_WITHIN_SPECTRUM, else 0 */
+    double *within_spectrum;   /* NULL unless flagged */
+    /* energies in the notation of the bound (centred by the global sample mean mu_G) */
+    double trace_within;       /* V = Tr(Sigma_W) = (1/N) sum ||h_i - mu_{y_i}||^2 */
+    double between_energy;     /* B = (1/C) sum_c ||mu_c - mu_G||^2 */
+    double mean_sq_norm;       /* Q = (1/N) sum ||h_i||^2 = feature_norm^2 + ||mu_G||^2 */
+} collapse_nc_result;
+
+/* After pass 2. q in [0, 1] (0.05 is customary). Fills *out (allocating its arrays). */
+COLLAPSE_API collapse_status collapse_nc_stats_result(const collapse_nc_stats *s, double q, collapse_nc_result *out);
+COLLAPSE_API void collapse_nc_result_free(collapse_nc_result *r); /* frees arrays, zeroes; safe on a zeroed struct */
+
+/* One-shot: both passes over one in-memory n x dim array. W (classes x dim) and b may be NULL
+ * (b only with W). */
+COLLAPSE_API collapse_status collapse_nc_measure(collapse_dtype dtype, const void *features, int64_t n, int64_t dim,
+                                                 const int32_t *labels, int classes, const double *W,
+                                                 const double *b, double q, int flags, collapse_nc_result *out);
+
+/* ==== file formats (csrc/io, docs/formats.md) ======================================== */
+/* A dense array read from a file; data is malloc'd, free with collapse_array_free.
+ * ndim may be 0 (a scalar NPY file: one element). Elements = product of shape[0..ndim). */
+typedef struct collapse_array {
+    collapse_dtype dtype;
+    int ndim;
+    int64_t shape[COLLAPSE_MAX_DIMS];
+    void *data;
+} collapse_array;
+
+/* Frees data and zeroes the struct; NULL and a second call are fine. */
+COLLAPSE_API void collapse_array_free(collapse_array *a);
+/* Number of elements (product of the shape; 1 for ndim 0). */
+COLLAPSE_API int64_t collapse_array_numel(const collapse_array *a);
+
+/* IDX (MNIST / Fashion-MNIST), gzip-compressed or raw (detected from the content).
+ * Output dtype by IDX type and rank:
+ *   1-d ubyte/byte/short/int   -> int32 labels, each + label_offset (range-checked)
+ *   n-d ubyte (n >= 2)         -> float32, /255 into [0,1] when scale_to_unit is 1, else raw 0..255
+ *   n-d byte/short (n >= 2)    -> float32 (exact)
+ *   n-d int (n >= 2)           -> int32 (unchanged)
+ *   float -> float32, double -> float64 (any rank)
+ * limit > 0 reads only the first `limit` items (first dimension; clamped to the count),
+ * limit == 0 reads all, limit < 0 is an error. */
+COLLAPSE_API collapse_status collapse_idx_read(const char *path, int scale_to_unit, int32_t label_offset,
+                                               int64_t limit, collapse_array *out);
+
+/* NPY v1.0 / v2.0 / v3.0 (a gzip-compressed .npy is read transparently too). C order only.
+ * dtypes (byte order '<', '>', '|' or '='):
+ *   f4 -> float32, f8 -> float64,
+ *   i1 i2 i4 u1 u2 -> int32, i8 u4 u8 -> int32 with a range check (error if a value does not fit). */
+COLLAPSE_API collapse_status collapse_npy_read(const char *path, collapse_array *out);
+
+/* Writes NPY v1.0 (float32 '<f4', float64 '<f8', int32 '<i4'; little-endian on any host; header
+ * padded to a multiple of 64 bytes like numpy) atomically, see collapse_write_file_atomic.
+ * ndim 0..COLLAPSE_MAX_DIMS; data may be NULL only when the shape has no elements. */
+COLLAPSE_API collapse_status collapse_npy_write(const char *path, collapse_dtype dtype, int ndim,
+                                                const int64_t *shape, const void *data);
+
+/* CSV of numbers (a .csv.gz is read transparently). '#' comment lines and blank lines are skipped;
+ * the first remaining line is a header if any of its cells is not a number. Separator: ',' if the
+ * first line has one, else ';', else tab (every row must then have the same number of cells).
+ * label_column: 0 = none (labels may be NULL), k > 0 = 1-based column of integer labels, returned
+ * in `labels` as int32 1-d + label_offset. `features`: float64 [rows x cols] (label column removed). */
+COLLAPSE_API collapse_status collapse_csv_read(const char *path, int label_column, int32_t label_offset,
+                                               collapse_array *features, collapse_array *labels);
+
+/* Writes len bytes to path atomically: a temporary path.tmp.XXXXXX is created in the same directory
+ * (O_EXCL, so nothing is clobbered), written, fsync'ed and renamed over path, then the directory is
+ * fsync'ed. An existing file keeps its permission bits; readers see either the old or the new
+ * content, never a mixture. On failure the temporary file is removed and path is untouched. */
+COLLAPSE_API collapse_status collapse_write_file_atomic(const char *path, const void *bytes, size_t len);
+
+/* @@SECTIONS@@ (bound follows) */
 
 #ifdef __cplusplus
 }

@@ -44,6 +44,7 @@ collapse_rng *rng_check(lua_State *L, int arg);
 void binding_open_tensor(lua_State *L);  /* functions into the table on top */
 void binding_open_rng(lua_State *L);
 void binding_open_blas(lua_State *L);
+void binding_open_system(lua_State *L);
 void binding_open_extra(lua_State *L);   /* areas added later: nn, optim, nc, io */
 
 #endif

@@ -35,9 +35,17 @@ static int l_bytes_in_use(lua_State *L) {
     return 1;
 }
 
+static int l_crc32(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    lua_Integer crc = luaL_optinteger(L, 2, 0);
+    lua_pushinteger(L, collapse_crc32((uint32_t)crc, s, len));
+    return 1;
+}
+
 void binding_open_blas(lua_State *L) {
     static const luaL_Reg fns[] = {{"blas_info", l_blas_info}, {"set_num_threads", l_set_num_threads},
-                                   {"get_num_threads", l_get_num_threads}, {"bytes_in_use", l_bytes_in_use},
+                                   {"get_num_threads", l_get_num_threads}, {"bytes_in_use", l_bytes_in_use}, {"crc32", l_crc32},
                                    {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }

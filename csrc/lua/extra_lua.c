@@ -1,4 +1,12 @@
-/* Registers the binding areas beyond tensors (nn, optim, nc, io) as they are added. */
+/* Registers the binding areas beyond tensors (nn, optim, nc, io). */
 #include "lua/binding.h"
 
-void binding_open_extra(lua_State *L) { (void)L; }
+void binding_open_nn(lua_State *L);
+void binding_open_nc(lua_State *L);
+void binding_open_io(lua_State *L);
+
+void binding_open_extra(lua_State *L) {
+    binding_open_nn(L);
+    binding_open_nc(L);
+    binding_open_io(L);
+}

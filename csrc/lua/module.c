@@ -28,6 +28,7 @@ COLLAPSE_API int luaopen_collapse_core(lua_State *L) {
     binding_open_tensor(L);
     binding_open_rng(L);
     binding_open_blas(L);
+    binding_open_system(L);
     binding_open_extra(L);
     lua_pushstring(L, COLLAPSE_VERSION);
     lua_setfield(L, -2, "version");

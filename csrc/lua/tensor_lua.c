@@ -447,6 +447,36 @@ static int m_copy(lua_State *L) {
 
 static int m_close(lua_State *L) { return t_gc(L); }
 
+/* The raw bytes of the tensor's elements in row-major order (native endianness). */
+static int m_tobytes(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    collapse_tensor *c;
+    CHECK_STATUS(L, collapse_tensor_contiguous(t, &c));
+    size_t n = (size_t)collapse_tensor_numel(c) * collapse_dtype_size(collapse_tensor_dtype(c));
+    lua_pushlstring(L, collapse_tensor_data(c), n);
+    collapse_tensor_release(c);
+    return 1;
+}
+
+/* frombytes(s, shape, dtype): the inverse of t:tobytes(). */
+static int l_frombytes(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    int64_t shape[COLLAPSE_MAX_DIMS];
+    int nd = shape_check(L, 2, shape);
+    luaL_checkstring(L, 3);
+    collapse_dtype dt = dtype_opt(L, 3, COLLAPSE_FLOAT32);
+    int64_t numel = 1;
+    for (int i = 0; i < nd; i++) numel *= shape[i];
+    if ((size_t)numel * collapse_dtype_size(dt) != len)
+        return luaL_error(L, "frombytes: %d bytes do not hold %d %s elements", (int)len, (int)numel,
+                          collapse_dtype_name(dt));
+    collapse_tensor **slot = tensor_push_slot(L);
+    CHECK_STATUS(L, collapse_tensor_from_data(dt, nd, shape, s, slot));
+    tensor_pushed(L);
+    return 1;
+}
+
 /* ---- arithmetic ---------------------------------------------------------------------- */
 static int arith(lua_State *L, collapse_binop op) {
     collapse_tensor *a = tensor_test(L, 1), *b = tensor_test(L, 2);
@@ -544,6 +574,14 @@ static int m_dot(lua_State *L) {
     return 1;
 }
 
+/* count_correct(logits, labels): rows whose argmax equals the label. */
+static int l_count_correct(lua_State *L) {
+    int64_t n = 0;
+    CHECK_STATUS(L, collapse_count_correct(tensor_check(L, 1), tensor_check(L, 2), &n));
+    lua_pushinteger(L, n);
+    return 1;
+}
+
 /* t[i]: the element of a 1-d tensor, a row view otherwise; other keys are methods. */
 static int t_index(lua_State *L) {
     if (lua_type(L, 2) == LUA_TNUMBER) {
@@ -590,7 +628,7 @@ static const luaL_Reg methods[] = {
     {"row", m_row}, {"select", m_select}, {"narrow", m_narrow}, {"rows", m_rows}, {"fill", m_fill},
     {"copy", m_copy}, {"add", m_add}, {"sub", m_sub}, {"mul", m_mul}, {"div", m_div}, {"matmul", m_matmul},
     {"sum", m_sum}, {"mean", m_mean}, {"max", m_max}, {"argmax", m_argmax}, {"norm", m_norm}, {"dot", m_dot},
-    {"close", m_close}, {NULL, NULL}};
+    {"close", m_close}, {"tobytes", m_tobytes}, {NULL, NULL}};
 
 static const luaL_Reg metamethods[] = {
     {"__gc", t_gc}, {"__close", t_gc}, {"__add", m_add}, {"__sub", m_sub}, {"__mul", m_mul}, {"__div", m_div},
@@ -598,7 +636,8 @@ static const luaL_Reg metamethods[] = {
 
 static const luaL_Reg functions[] = {
     {"zeros", l_zeros}, {"full", l_full}, {"tensor", l_tensor}, {"arange", l_arange},
-    {"randn", l_randn}, {"rand", l_rand}, {NULL, NULL}};
+    {"randn", l_randn}, {"rand", l_rand}, {"frombytes", l_frombytes},
+    {"count_correct", l_count_correct}, {NULL, NULL}};
 
 void binding_open_tensor(lua_State *L) {
     luaL_newmetatable(L, TENSOR_MT);

@@ -108,9 +108,17 @@ end
 core.tensor_mt.__tostring = tensor_tostring
 core.tensor_mt.__name = "collapse.tensor"
 
+--- collapse.save(path, tbl) / collapse.load(path): checkpoints of tables and tensors.
+function collapse.save(path, tbl) return require("collapse.checkpoint").save(path, tbl) end
+function collapse.load(path) return require("collapse.checkpoint").load(path) end
+
+--- collapse.experiment{...}:run() and collapse.sweep{...}: see docs/experiments.md.
+function collapse.experiment(spec) return require("collapse.experiment")(spec) end
+function collapse.sweep(spec) return require("collapse.sweep")(spec) end
+
 -- Submodules load on first use: collapse.nn, collapse.optim, collapse.data, collapse.nc, ...
 local SUBMODULES = { nn = true, optim = true, data = true, nc = true, io = true,
-  experiment = true, sweep = true, report = true, json = true, cli = true, checkpoint = true }
+  report = true, json = true, cli = true, checkpoint = true, fs = true, models = true, demo = true }
 setmetatable(collapse, {
   __index = function(t, k)
     if SUBMODULES[k] then

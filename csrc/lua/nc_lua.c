@@ -1,0 +1,218 @@
+/* Binding of the neural-collapse metrics: the one-shot nc_measure and the streaming
+ * nc_stats object used by nc.measure_model. */
+#include "lua/binding.h"
+
+#define NC_STATS_MT "collapse.nc_stats"
+
+typedef struct nc_stats_ud {
+    collapse_nc_stats *s;
+    int classes;
+    int64_t dim;
+} nc_stats_ud;
+
+static void set_number(lua_State *L, const char *k, double v) {
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_array(lua_State *L, const char *k, const double *v, int64_t n) {
+    lua_createtable(L, (int)n, 0);
+    for (int64_t i = 0; i < n; i++) {
+        lua_pushnumber(L, v[i]);
+        lua_rawseti(L, -2, i + 1);
+    }
+    lua_setfield(L, -2, k);
+}
+
+/* Pushes the result as a table with the keys of docs/metrics.md (classifier metrics absent
+ * without a classifier) and frees its arrays. */
+static void push_result(lua_State *L, collapse_nc_result *r) {
+    lua_createtable(L, 0, 40);
+    lua_pushinteger(L, r->classes); lua_setfield(L, -2, "classes");
+    lua_pushinteger(L, r->dim); lua_setfield(L, -2, "dim");
+    lua_pushinteger(L, r->samples); lua_setfield(L, -2, "samples");
+    set_number(L, "intra_cos", r->intra_cos);
+    set_number(L, "intra_cos_min", r->intra_cos_min);
+    set_number(L, "intra_cos_q", r->intra_cos_q);
+    set_number(L, "inter_cos", r->inter_cos);
+    set_number(L, "inter_cos_max", r->inter_cos_max);
+    set_number(L, "inter_cos_q", r->inter_cos_q);
+    set_number(L, "feature_norm", r->feature_norm);
+    set_number(L, "nc1", r->nc1);
+    set_number(L, "variability", r->variability);
+    set_number(L, "cdnv", r->cdnv);
+    set_number(L, "equinorm", r->equinorm);
+    set_number(L, "equiangular", r->equiangular);
+    set_number(L, "max_cos", r->max_cos);
+    set_number(L, "etf_error", r->etf_error);
+    set_number(L, "q", r->q);
+    set_number(L, "trace_within", r->trace_within);
+    set_number(L, "between_energy", r->between_energy);
+    set_number(L, "mean_sq_norm", r->mean_sq_norm);
+    if (r->has_classifier) {
+        set_number(L, "w_equinorm", r->w_equinorm);
+        set_number(L, "self_duality", r->self_duality);
+        set_number(L, "ncc_agreement", r->ncc_agreement);
+        set_number(L, "accuracy", r->accuracy);
+        set_number(L, "loss", r->loss);
+    }
+    lua_createtable(L, r->classes, 0);
+    for (int c = 0; c < r->classes; c++) {
+        lua_pushinteger(L, r->class_counts[c]);
+        lua_rawseti(L, -2, c + 1);
+    }
+    lua_setfield(L, -2, "class_counts");
+    set_array(L, "intra_per_class", r->intra_per_class, r->classes);
+    set_array(L, "etf_spectrum", r->etf_spectrum, r->classes);
+    set_array(L, "between_spectrum", r->between_spectrum, r->classes);
+    if (r->within_spectrum) set_array(L, "within_spectrum", r->within_spectrum, r->within_spectrum_len);
+    collapse_nc_result_free(r);
+}
+
+/* A contiguous float64 copy of an optional classifier tensor with the given element count. */
+static collapse_tensor *classifier_arg(lua_State *L, int arg, const char *name, int64_t numel) {
+    if (lua_isnoneornil(L, arg)) return NULL;
+    collapse_tensor *t = tensor_check(L, arg);
+    if (collapse_tensor_numel(t) != numel)
+        luaL_error(L, "nc: %s has %d elements, expected %d", name, (int)collapse_tensor_numel(t), (int)numel);
+    collapse_tensor *c = NULL;
+    CHECK_STATUS(L, collapse_tensor_to(t, COLLAPSE_FLOAT64, &c));
+    return c;
+}
+
+/* Features (contiguous float, 2-d) and labels (contiguous int32, n) of one batch; the caller
+ * releases *fx and *ly (contiguous copies or retained originals). */
+static void batch_args(lua_State *L, int farg, int larg, const char *fn, collapse_tensor **fx, collapse_tensor **ly) {
+    collapse_tensor *f = tensor_check(L, farg), *l = tensor_check(L, larg);
+    if (collapse_tensor_ndim(f) != 2) luaL_error(L, "%s: features must be a 2-d tensor [N x d]", fn);
+    if (collapse_tensor_dtype(f) == COLLAPSE_INT32) luaL_error(L, "%s: features must be float32 or float64", fn);
+    if (collapse_tensor_dtype(l) != COLLAPSE_INT32 || collapse_tensor_ndim(l) != 1)
+        luaL_error(L, "%s: labels must be a 1-d int32 tensor", fn);
+    if (collapse_tensor_size(l, 0) != collapse_tensor_size(f, 0))
+        luaL_error(L, "%s: %d feature rows but %d labels", fn, (int)collapse_tensor_size(f, 0),
+                   (int)collapse_tensor_size(l, 0));
+    CHECK_STATUS(L, collapse_tensor_contiguous(f, fx));
+    if (collapse_tensor_contiguous(l, ly) != COLLAPSE_OK) {
+        collapse_tensor_release(*fx);
+        binding_raise(L);
+    }
+}
+
+/* nc_measure(features, labels, classes, W|nil, b|nil, q, within) -> table */
+static int l_nc_measure(lua_State *L) {
+    const char *fn = "nc.measure";
+    int classes = (int)luaL_checkinteger(L, 3);
+    collapse_tensor *fx, *ly;
+    batch_args(L, 1, 2, fn, &fx, &ly);
+    int64_t n = collapse_tensor_size(fx, 0), d = collapse_tensor_size(fx, 1);
+    collapse_tensor *W = NULL, *b = NULL;
+    if (classes >= 1) {
+        W = classifier_arg(L, 4, "classifier weight", (int64_t)classes * d);
+        b = classifier_arg(L, 5, "bias", classes);
+    }
+    double q = luaL_optnumber(L, 6, 0.05);
+    int flags = lua_toboolean(L, 7) ? COLLAPSE_NC_WITHIN_SPECTRUM : 0;
+    collapse_nc_result r = {0};
+    collapse_status s = collapse_nc_measure(collapse_tensor_dtype(fx), collapse_tensor_data(fx), n, d,
+                                            collapse_tensor_data(ly), classes,
+                                            W ? collapse_tensor_data(W) : NULL, b ? collapse_tensor_data(b) : NULL,
+                                            q, flags, &r);
+    collapse_tensor_release(fx);
+    collapse_tensor_release(ly);
+    collapse_tensor_release(W);
+    collapse_tensor_release(b);
+    CHECK_STATUS(L, s);
+    push_result(L, &r);
+    return 1;
+}
+
+static nc_stats_ud *stats_check(lua_State *L) {
+    nc_stats_ud *ud = luaL_checkudata(L, 1, NC_STATS_MT);
+    if (!ud->s) luaL_error(L, "nc_stats: object was freed");
+    return ud;
+}
+
+/* nc_stats(classes, dim, within) */
+static int l_nc_stats(lua_State *L) {
+    lua_Integer classes = luaL_checkinteger(L, 1), dim = luaL_checkinteger(L, 2);
+    int flags = lua_toboolean(L, 3) ? COLLAPSE_NC_WITHIN_SPECTRUM : 0;
+    nc_stats_ud *ud = lua_newuserdatauv(L, sizeof *ud, 0);
+    ud->s = NULL;
+    luaL_setmetatable(L, NC_STATS_MT);
+    if (classes < 1 || classes > 1 << 24) return luaL_error(L, "nc_stats: classes must be in 2..2^24, got %d", (int)classes);
+    CHECK_STATUS(L, collapse_nc_stats_new((int)classes, dim, flags, &ud->s));
+    ud->classes = (int)classes;
+    ud->dim = dim;
+    return 1;
+}
+
+static int pass(lua_State *L, int which) {
+    nc_stats_ud *ud = stats_check(L);
+    collapse_tensor *fx, *ly;
+    batch_args(L, 2, 3, which == 1 ? "nc_stats:pass1" : "nc_stats:pass2", &fx, &ly);
+    int64_t n = collapse_tensor_size(fx, 0);
+    collapse_status s = which == 1
+        ? collapse_nc_stats_pass1(ud->s, collapse_tensor_dtype(fx), collapse_tensor_data(fx), n, collapse_tensor_data(ly))
+        : collapse_nc_stats_pass2(ud->s, collapse_tensor_dtype(fx), collapse_tensor_data(fx), n, collapse_tensor_data(ly));
+    collapse_tensor_release(fx);
+    collapse_tensor_release(ly);
+    CHECK_STATUS(L, s);
+    return 0;
+}
+static int s_pass1(lua_State *L) { return pass(L, 1); }
+static int s_pass2(lua_State *L) { return pass(L, 2); }
+
+static int s_end_pass1(lua_State *L) {
+    CHECK_STATUS(L, collapse_nc_stats_end_pass1(stats_check(L)->s));
+    return 0;
+}
+
+static int s_set_classifier(lua_State *L) {
+    nc_stats_ud *ud = stats_check(L);
+    if (lua_isnoneornil(L, 2)) return 0;
+    collapse_tensor *W = classifier_arg(L, 2, "classifier weight", (int64_t)ud->classes * ud->dim);
+    collapse_tensor *b = NULL;
+    if (!lua_isnoneornil(L, 3)) {
+        if (!tensor_test(L, 3) || collapse_tensor_numel(tensor_test(L, 3)) != ud->classes) {
+            collapse_tensor_release(W);
+            return luaL_error(L, "nc_stats:set_classifier: bias must be a tensor of %d elements", ud->classes);
+        }
+        b = classifier_arg(L, 3, "bias", ud->classes);
+    }
+    collapse_status s = collapse_nc_stats_set_classifier(ud->s, collapse_tensor_data(W), b ? collapse_tensor_data(b) : NULL);
+    collapse_tensor_release(W);
+    collapse_tensor_release(b);
+    CHECK_STATUS(L, s);
+    return 0;
+}
+
+static int s_result(lua_State *L) {
+    nc_stats_ud *ud = stats_check(L);
+    collapse_nc_result r = {0};
+    CHECK_STATUS(L, collapse_nc_stats_result(ud->s, luaL_optnumber(L, 2, 0.05), &r));
+    push_result(L, &r);
+    return 1;
+}
+
+static int s_gc(lua_State *L) {
+    nc_stats_ud *ud = luaL_checkudata(L, 1, NC_STATS_MT);
+    collapse_nc_stats_free(ud->s);
+    ud->s = NULL;
+    return 0;
+}
+
+void binding_open_nc(lua_State *L) {
+    static const luaL_Reg methods[] = {{"pass1", s_pass1}, {"end_pass1", s_end_pass1},
+                                       {"set_classifier", s_set_classifier}, {"pass2", s_pass2},
+                                       {"result", s_result}, {"free", s_gc}, {NULL, NULL}};
+    luaL_newmetatable(L, NC_STATS_MT);
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, s_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, s_gc);
+    lua_setfield(L, -2, "__close");
+    lua_pop(L, 1);
+    static const luaL_Reg fns[] = {{"nc_measure", l_nc_measure}, {"nc_stats", l_nc_stats}, {NULL, NULL}};
+    luaL_setfuncs(L, fns, 0);
+}

@@ -1,0 +1,258 @@
+/* Binding of the layer kernels and optimiser update rules: argument checks, dtype dispatch,
+ * one call into csrc/nn or csrc/optim. Tensors must be contiguous (modules allocate them so). */
+#include "lua/binding.h"
+
+#include <string.h>
+
+#include "collapse.h"
+#include "collapse.h"
+
+/* A contiguous float tensor of dtype dt (or nil when optional) with the given element count
+ * (-1: any). Errors name the function and argument. */
+static collapse_tensor *arg_tensor(lua_State *L, int arg, const char *fn, const char *name, collapse_dtype dt,
+                                   int64_t numel, int optional) {
+    if (optional && lua_isnoneornil(L, arg)) return NULL;
+    collapse_tensor *t = tensor_test(L, arg);
+    if (!t) luaL_error(L, "%s: %s must be a tensor, got %s", fn, name, luaL_typename(L, arg));
+    if (collapse_tensor_dtype(t) != dt)
+        luaL_error(L, "%s: %s is %s, expected %s", fn, name, collapse_dtype_name(collapse_tensor_dtype(t)),
+                   collapse_dtype_name(dt));
+    if (!collapse_tensor_is_contiguous(t)) luaL_error(L, "%s: %s must be contiguous (use :contiguous())", fn, name);
+    if (numel >= 0 && collapse_tensor_numel(t) != numel)
+        luaL_error(L, "%s: %s has %d elements, expected %d", fn, name, (int)collapse_tensor_numel(t), (int)numel);
+    return t;
+}
+
+static collapse_dtype float_dtype(lua_State *L, int arg, const char *fn, const char *name) {
+    collapse_tensor *t = tensor_test(L, arg);
+    if (!t) luaL_error(L, "%s: %s must be a tensor, got %s", fn, name, luaL_typename(L, arg));
+    collapse_dtype dt = collapse_tensor_dtype(t);
+    if (dt != COLLAPSE_FLOAT32 && dt != COLLAPSE_FLOAT64)
+        luaL_error(L, "%s: %s must be float32 or float64, got %s", fn, name, collapse_dtype_name(dt));
+    return dt;
+}
+
+static void *ptr(collapse_tensor *t) { return t ? collapse_tensor_data(t) : NULL; }
+
+static void matrix_dims(lua_State *L, collapse_tensor *x, const char *fn, int64_t *n, int64_t *f) {
+    if (collapse_tensor_ndim(x) != 2) luaL_error(L, "%s: input must be 2-d [n x features]", fn);
+    *n = collapse_tensor_size(x, 0);
+    *f = collapse_tensor_size(x, 1);
+}
+
+/* linear_forward(x, W, b|nil, y) */
+static int l_linear_forward(lua_State *L) {
+    const char *fn = "linear_forward";
+    collapse_dtype dt = float_dtype(L, 1, fn, "x");
+    int64_t n, in;
+    collapse_tensor *x = arg_tensor(L, 1, fn, "x", dt, -1, 0);
+    matrix_dims(L, x, fn, &n, &in);
+    collapse_tensor *W = arg_tensor(L, 2, fn, "weight", dt, -1, 0);
+    int64_t out = collapse_tensor_size(W, 0);
+    if (collapse_tensor_ndim(W) != 2 || collapse_tensor_size(W, 1) != in)
+        return luaL_error(L, "%s: weight must be [out x %d]", fn, (int)in);
+    collapse_tensor *b = arg_tensor(L, 3, fn, "bias", dt, out, 1);
+    collapse_tensor *y = arg_tensor(L, 4, fn, "output", dt, n * out, 0);
+    collapse_status s = dt == COLLAPSE_FLOAT32
+        ? collapse_linear_forward_f32(n, in, out, ptr(x), ptr(y), ptr(W), ptr(b))
+        : collapse_linear_forward_f64(n, in, out, ptr(x), ptr(y), ptr(W), ptr(b));
+    CHECK_STATUS(L, s);
+    return 0;
+}
+
+/* linear_backward(x, W, gy, gx|nil, gW, gb|nil) */
+static int l_linear_backward(lua_State *L) {
+    const char *fn = "linear_backward";
+    collapse_dtype dt = float_dtype(L, 1, fn, "x");
+    int64_t n, in;
+    collapse_tensor *x = arg_tensor(L, 1, fn, "x", dt, -1, 0);
+    matrix_dims(L, x, fn, &n, &in);
+    collapse_tensor *W = arg_tensor(L, 2, fn, "weight", dt, -1, 0);
+    int64_t out = collapse_tensor_size(W, 0);
+    collapse_tensor *gy = arg_tensor(L, 3, fn, "grad_output", dt, n * out, 0);
+    collapse_tensor *gx = arg_tensor(L, 4, fn, "grad_input", dt, n * in, 1);
+    collapse_tensor *gW = arg_tensor(L, 5, fn, "weight_grad", dt, out * in, 0);
+    collapse_tensor *gb = arg_tensor(L, 6, fn, "bias_grad", dt, out, 1);
+    collapse_status s = dt == COLLAPSE_FLOAT32
+        ? collapse_linear_backward_f32(n, in, out, ptr(x), ptr(gy), ptr(gx), ptr(W), ptr(gW), ptr(gb))
+        : collapse_linear_backward_f64(n, in, out, ptr(x), ptr(gy), ptr(gx), ptr(W), ptr(gW), ptr(gb));
+    CHECK_STATUS(L, s);
+    return 0;
+}
+
+/* batchnorm_forward(x, y, gamma|nil, beta|nil, running_mean, running_var, train, momentum, eps,
+ *                   save_mean, save_invstd) */
+static int l_batchnorm_forward(lua_State *L) {
+    const char *fn = "batchnorm_forward";
+    collapse_dtype dt = float_dtype(L, 1, fn, "x");
+    int64_t n, f;
+    collapse_tensor *x = arg_tensor(L, 1, fn, "x", dt, -1, 0);
+    matrix_dims(L, x, fn, &n, &f);
+    collapse_tensor *y = arg_tensor(L, 2, fn, "output", dt, n * f, 0);
+    collapse_tensor *gamma = arg_tensor(L, 3, fn, "weight", dt, f, 1);
+    collapse_tensor *beta = arg_tensor(L, 4, fn, "bias", dt, f, 1);
+    collapse_tensor *rm = arg_tensor(L, 5, fn, "running_mean", dt, f, 1);
+    collapse_tensor *rv = arg_tensor(L, 6, fn, "running_var", dt, f, 1);
+    int train = lua_toboolean(L, 7);
+    double momentum = luaL_checknumber(L, 8), eps = luaL_checknumber(L, 9);
+    collapse_tensor *sm = arg_tensor(L, 10, fn, "save_mean", dt, f, 0);
+    collapse_tensor *si = arg_tensor(L, 11, fn, "save_invstd", dt, f, 0);
+    collapse_status s;
+    if (train)
+        s = dt == COLLAPSE_FLOAT32
+            ? collapse_batchnorm_forward_train_f32(n, f, ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(rm), ptr(rv),
+                                                   ptr(sm), ptr(si), momentum, eps)
+            : collapse_batchnorm_forward_train_f64(n, f, ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(rm), ptr(rv),
+                                                   ptr(sm), ptr(si), momentum, eps);
+    else {
+        if (!rm || !rv) return luaL_error(L, "%s: evaluate mode needs running statistics", fn);
+        s = dt == COLLAPSE_FLOAT32
+            ? collapse_batchnorm_forward_eval_f32(n, f, ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(rm), ptr(rv), eps)
+            : collapse_batchnorm_forward_eval_f64(n, f, ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(rm), ptr(rv), eps);
+    }
+    CHECK_STATUS(L, s);
+    return 0;
+}
+
+/* batchnorm_backward(x, gy, gx|nil, gamma|nil, save_mean, save_invstd, ggamma|nil, gbeta|nil, train,
+ *                    running_mean, running_var, eps) */
+static int l_batchnorm_backward(lua_State *L) {
+    const char *fn = "batchnorm_backward";
+    collapse_dtype dt = float_dtype(L, 1, fn, "x");
+    int64_t n, f;
+    collapse_tensor *x = arg_tensor(L, 1, fn, "x", dt, -1, 0);
+    matrix_dims(L, x, fn, &n, &f);
+    collapse_tensor *gy = arg_tensor(L, 2, fn, "grad_output", dt, n * f, 0);
+    collapse_tensor *gx = arg_tensor(L, 3, fn, "grad_input", dt, n * f, 1);
+    collapse_tensor *gamma = arg_tensor(L, 4, fn, "weight", dt, f, 1);
+    collapse_tensor *sm = arg_tensor(L, 5, fn, "save_mean", dt, f, 0);
+    collapse_tensor *si = arg_tensor(L, 6, fn, "save_invstd", dt, f, 0);
+    collapse_tensor *gg = arg_tensor(L, 7, fn, "weight_grad", dt, f, 1);
+    collapse_tensor *gb = arg_tensor(L, 8, fn, "bias_grad", dt, f, 1);
+    int train = lua_toboolean(L, 9);
+    collapse_tensor *rm = arg_tensor(L, 10, fn, "running_mean", dt, f, 1);
+    collapse_tensor *rv = arg_tensor(L, 11, fn, "running_var", dt, f, 1);
+    double eps = luaL_checknumber(L, 12);
+    collapse_status s;
+    if (train)
+        s = dt == COLLAPSE_FLOAT32
+            ? collapse_batchnorm_backward_train_f32(n, f, ptr(x), ptr(gy), ptr(gx), ptr(gamma), ptr(gg), ptr(gb),
+                                                    ptr(sm), ptr(si))
+            : collapse_batchnorm_backward_train_f64(n, f, ptr(x), ptr(gy), ptr(gx), ptr(gamma), ptr(gg), ptr(gb),
+                                                    ptr(sm), ptr(si));
+    else
+        s = dt == COLLAPSE_FLOAT32
+            ? collapse_batchnorm_backward_eval_f32(n, f, ptr(x), ptr(gy), ptr(gx), ptr(gamma), ptr(gg), ptr(gb),
+                                                   ptr(rm), ptr(rv), eps)
+            : collapse_batchnorm_backward_eval_f64(n, f, ptr(x), ptr(gy), ptr(gx), ptr(gamma), ptr(gg), ptr(gb),
+                                                   ptr(rm), ptr(rv), eps);
+    CHECK_STATUS(L, s);
+    return 0;
+}
+
+typedef collapse_status (*act_fwd_f32)(int64_t, const float *, float *);
+typedef collapse_status (*act_fwd_f64)(int64_t, const double *, double *);
+typedef collapse_status (*act_bwd_f32)(int64_t, const float *, const float *, float *);
+typedef collapse_status (*act_bwd_f64)(int64_t, const double *, const double *, double *);
+
+/* activation forward(x, y) */
+static int activation_forward(lua_State *L, const char *fn, act_fwd_f32 f32, act_fwd_f64 f64) {
+    collapse_dtype dt = float_dtype(L, 1, fn, "input");
+    collapse_tensor *x = arg_tensor(L, 1, fn, "input", dt, -1, 0);
+    int64_t n = collapse_tensor_numel(x);
+    collapse_tensor *y = arg_tensor(L, 2, fn, "output", dt, n, 0);
+    CHECK_STATUS(L, dt == COLLAPSE_FLOAT32 ? f32(n, ptr(x), ptr(y)) : f64(n, ptr(x), ptr(y)));
+    return 0;
+}
+
+/* activation backward(y, gy, gx): y is the forward output */
+static int activation_backward(lua_State *L, const char *fn, act_bwd_f32 f32, act_bwd_f64 f64) {
+    collapse_dtype dt = float_dtype(L, 1, fn, "output");
+    collapse_tensor *y = arg_tensor(L, 1, fn, "output", dt, -1, 0);
+    int64_t n = collapse_tensor_numel(y);
+    collapse_tensor *gy = arg_tensor(L, 2, fn, "grad_output", dt, n, 0);
+    collapse_tensor *gx = arg_tensor(L, 3, fn, "grad_input", dt, n, 0);
+    CHECK_STATUS(L, dt == COLLAPSE_FLOAT32 ? f32(n, ptr(y), ptr(gy), ptr(gx)) : f64(n, ptr(y), ptr(gy), ptr(gx)));
+    return 0;
+}
+
+static int l_relu_forward(lua_State *L) {
+    return activation_forward(L, "relu_forward", collapse_relu_forward_f32, collapse_relu_forward_f64);
+}
+static int l_relu_backward(lua_State *L) {
+    return activation_backward(L, "relu_backward", collapse_relu_backward_f32, collapse_relu_backward_f64);
+}
+static int l_tanh_forward(lua_State *L) {
+    return activation_forward(L, "tanh_forward", collapse_tanh_forward_f32, collapse_tanh_forward_f64);
+}
+static int l_tanh_backward(lua_State *L) {
+    return activation_backward(L, "tanh_backward", collapse_tanh_backward_f32, collapse_tanh_backward_f64);
+}
+
+/* cross_entropy(logits, labels, grad|nil) -> mean loss */
+static int l_cross_entropy(lua_State *L) {
+    const char *fn = "cross_entropy";
+    collapse_dtype dt = float_dtype(L, 1, fn, "logits");
+    int64_t n, C;
+    collapse_tensor *logits = arg_tensor(L, 1, fn, "logits", dt, -1, 0);
+    matrix_dims(L, logits, fn, &n, &C);
+    collapse_tensor *labels = arg_tensor(L, 2, fn, "labels", COLLAPSE_INT32, n, 0);
+    collapse_tensor *grad = arg_tensor(L, 3, fn, "grad", dt, n * C, 1);
+    double loss = 0;
+    collapse_status s = dt == COLLAPSE_FLOAT32
+        ? collapse_cross_entropy_forward_f32(n, C, ptr(logits), ptr(labels), &loss, ptr(grad))
+        : collapse_cross_entropy_forward_f64(n, C, ptr(logits), ptr(labels), &loss, ptr(grad));
+    CHECK_STATUS(L, s);
+    lua_pushnumber(L, loss);
+    return 1;
+}
+
+/* sgd_step(x, g, buf|nil, first, lr, momentum, dampening, nesterov, weight_decay) */
+static int l_sgd_step(lua_State *L) {
+    const char *fn = "sgd_step";
+    collapse_dtype dt = float_dtype(L, 1, fn, "param");
+    collapse_tensor *x = arg_tensor(L, 1, fn, "param", dt, -1, 0);
+    int64_t n = collapse_tensor_numel(x);
+    collapse_tensor *g = arg_tensor(L, 2, fn, "grad", dt, n, 0);
+    collapse_tensor *buf = arg_tensor(L, 3, fn, "momentum_buffer", dt, n, 1);
+    int ready = !lua_toboolean(L, 4);
+    double lr = luaL_checknumber(L, 5), mom = luaL_checknumber(L, 6), damp = luaL_checknumber(L, 7);
+    int nesterov = lua_toboolean(L, 8);
+    double wd = luaL_checknumber(L, 9);
+    collapse_status s = dt == COLLAPSE_FLOAT32
+        ? collapse_sgd_step_f32(n, ptr(x), ptr(g), ptr(buf), &ready, lr, mom, damp, nesterov, wd)
+        : collapse_sgd_step_f64(n, ptr(x), ptr(g), ptr(buf), &ready, lr, mom, damp, nesterov, wd);
+    CHECK_STATUS(L, s);
+    return 0;
+}
+
+/* adam_step(x, g, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled) */
+static int l_adam_step(lua_State *L) {
+    const char *fn = "adam_step";
+    collapse_dtype dt = float_dtype(L, 1, fn, "param");
+    collapse_tensor *x = arg_tensor(L, 1, fn, "param", dt, -1, 0);
+    int64_t n = collapse_tensor_numel(x);
+    collapse_tensor *g = arg_tensor(L, 2, fn, "grad", dt, n, 0);
+    collapse_tensor *m = arg_tensor(L, 3, fn, "exp_avg", dt, n, 0);
+    collapse_tensor *v = arg_tensor(L, 4, fn, "exp_avg_sq", dt, n, 0);
+    lua_Integer step = luaL_checkinteger(L, 5);
+    double lr = luaL_checknumber(L, 6), b1 = luaL_checknumber(L, 7), b2 = luaL_checknumber(L, 8);
+    double eps = luaL_checknumber(L, 9), wd = luaL_checknumber(L, 10);
+    int decoupled = lua_toboolean(L, 11);
+    collapse_status s = dt == COLLAPSE_FLOAT32
+        ? collapse_adam_step_f32(n, ptr(x), ptr(g), ptr(m), ptr(v), step, lr, b1, b2, eps, wd, decoupled)
+        : collapse_adam_step_f64(n, ptr(x), ptr(g), ptr(m), ptr(v), step, lr, b1, b2, eps, wd, decoupled);
+    CHECK_STATUS(L, s);
+    return 0;
+}
+
+void binding_open_nn(lua_State *L) {
+    static const luaL_Reg fns[] = {
+        {"linear_forward", l_linear_forward}, {"linear_backward", l_linear_backward},
+        {"batchnorm_forward", l_batchnorm_forward}, {"batchnorm_backward", l_batchnorm_backward},
+        {"relu_forward", l_relu_forward}, {"relu_backward", l_relu_backward},
+        {"tanh_forward", l_tanh_forward}, {"tanh_backward", l_tanh_backward},
+        {"cross_entropy", l_cross_entropy}, {"sgd_step", l_sgd_step}, {"adam_step", l_adam_step},
+        {NULL, NULL}};
+    luaL_setfuncs(L, fns, 0);
+}

@@ -1,0 +1,156 @@
+--- The `collapse` command: run, report, bound, demo. See `collapse help`.
+local collapse = require("collapse")
+
+local cli = {}
+
+local USAGE = [[
+usage: collapse <command> [options]
+
+  run FILE.lua [--out DIR] [--set key=value ...]
+        FILE returns an experiment spec (or a sweep spec, with `grid`); --set overrides a field
+        (epochs=5), an optimiser option (weight_decay=1e-3, lr=...) or a config entry (width=300).
+  report DIR
+        writes DIR/report/index.html (tables + plots) for a run or sweep folder.
+  bound --lambda L --classes C --loss X [--per-class n] [--no-bn] [--q 0.05]
+        the optimal loss and the collapse certified by a regularised loss X (docs/theory.md).
+  demo [--out DIR] [--quick]
+        the default experiment: BN vs no BN across weight decay on conic data, then on a
+        Fashion-MNIST subset when the Debian package is installed.
+  help
+]]
+
+local function die(msg)
+  io.stderr:write("collapse: ", msg, "\n")
+  os.exit(2)
+end
+
+local function parse_value(s)
+  if s == "true" then return true elseif s == "false" then return false end
+  local n = math.tointeger(tonumber(s)) or tonumber(s)
+  if n then return n end
+  return s
+end
+
+-- Splits argv into positionals and --flags (values taken from the next word unless boolean).
+local function parse(args, booleans)
+  local pos, flags, sets = {}, {}, {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--set" then
+      local kv = args[i + 1] or die("--set needs key=value")
+      local k, v = kv:match("^([%w_%.]+)=(.*)$")
+      if not k then die("--set needs key=value, got '" .. kv .. "'") end
+      sets[#sets + 1] = { k, parse_value(v) }
+      i = i + 2
+    elseif a:match("^%-%-") then
+      local name = a:sub(3):gsub("-", "_")
+      if booleans[name] then flags[name] = true; i = i + 1
+      else
+        flags[name] = args[i + 1] or die(a .. " needs a value")
+        i = i + 2
+      end
+    else
+      pos[#pos + 1] = a
+      i = i + 1
+    end
+  end
+  return pos, flags, sets
+end
+
+local OPTIMIZER_KEYS = { lr = true, weight_decay = true, momentum = true, eps = true, dampening = true, nesterov = true }
+
+local function apply_sets(spec, sets)
+  local e = spec.grid and spec.experiment or spec
+  for _, kv in ipairs(sets) do
+    local k, v = kv[1], kv[2]
+    if OPTIMIZER_KEYS[k] then e.optimizer[k] = v
+    elseif k:match("^config%.") then
+      e.config = e.config or {}
+      e.config[k:sub(8)] = v
+    elseif k == "seeds" then spec.seeds = { v }
+    else e[k] = v end
+  end
+end
+
+function cli.run(args)
+  local pos, flags, sets = parse(args, {})
+  local file = pos[1] or die("run needs a FILE.lua (see `collapse help`)")
+  local chunk, err = loadfile(file)
+  if not chunk then die(err) end
+  local ok, spec = pcall(chunk)
+  if not ok then die(tostring(spec)) end
+  if type(spec) ~= "table" then die(file .. " must return an experiment or sweep spec table") end
+  apply_sets(spec, sets)
+  if flags.out then spec.out = flags.out end
+  if spec.grid then
+    local r = collapse.sweep(spec)
+    print(("sweep finished: %d runs, table %s"):format(#r.runs, r.csv))
+  else
+    local r = collapse.experiment(spec):run()
+    local f = r.final
+    print(("finished %s: loss %.4g, train accuracy %.4f, intra %s, inter %s%s"):format(r.name or "run",
+      f.train_loss, f.train_accuracy, tostring(f.intra_cos), tostring(f.inter_cos),
+      r.path and (", written to " .. r.path) or ""))
+  end
+end
+
+function cli.report(args)
+  local pos = parse(args, {})
+  local dir = pos[1] or die("report needs a run or sweep folder")
+  local index, messages = require("collapse.report").build(dir)
+  for _, m in ipairs(messages) do print(m) end
+  print("report: " .. index)
+end
+
+function cli.bound(args)
+  local _, flags = parse(args, { no_bn = true })
+  local lambda = tonumber(flags.lambda or die("bound needs --lambda"))
+  local classes = math.tointeger(tonumber(flags.classes or die("bound needs --classes")))
+  local loss = tonumber(flags.loss or die("bound needs --loss"))
+  local per_class = flags.per_class and math.tointeger(tonumber(flags.per_class)) or nil
+  local ok, b = pcall(collapse.nc.bound, { lambda = lambda, classes = classes, loss = loss, per_class = per_class,
+    bn = not flags.no_bn, q = flags.q and tonumber(flags.q) or nil })
+  if not ok then die(tostring(b)) end
+  local rows = {
+    { "optimal loss L*", b.optimal_loss }, { "t*", b.t_star }, { "epsilon = loss - L*", b.epsilon },
+    { "guaranteed", tostring(b.guaranteed) },
+  }
+  if b.guaranteed then
+    for _, r in ipairs({ { "intra-class cosine >=", b.intra_cos_min }, { "inter-class cosine <=", b.inter_cos_max },
+      { "within/between variability <=", b.variability_max }, { "self-duality cosine >=", b.self_duality_min },
+      { ("intra cosine of all but %g of classes >="):format(b.q or 0.05), b.intra_cos_q_min } }) do
+      rows[#rows + 1] = r
+    end
+  else
+    rows[#rows + 1] = { "reason", b.reason }
+  end
+  if b.asymptotic then
+    rows[#rows + 1] = { "asymptotic intra >=", b.asymptotic.intra_cos_min }
+    rows[#rows + 1] = { "asymptotic inter <=", b.asymptotic.inter_cos_max }
+  end
+  for _, r in ipairs(rows) do
+    local v = r[2]
+    print(("%-42s %s"):format(r[1], type(v) == "number" and ("%.8g"):format(v) or tostring(v)))
+  end
+end
+
+function cli.demo(args)
+  local _, flags = parse(args, { quick = true })
+  require("collapse.demo").run{ out = flags.out, quick = flags.quick }
+end
+
+function cli.main(args)
+  local cmd = args[1]
+  local rest = { table.unpack(args, 2) }
+  if cmd == nil or cmd == "help" or cmd == "--help" or cmd == "-h" then
+    io.stdout:write(USAGE)
+    return
+  end
+  local f = cli[cmd]
+  if type(f) ~= "function" or cmd == "main" then die("unknown command '" .. cmd .. "'\n" .. USAGE) end
+  local ok, err = pcall(f, rest)
+  if not ok then die(tostring(err)) end
+end
+
+return cli

@@ -1,0 +1,148 @@
+--- `collapse demo`: the default experiment (the paper's claims 1 and 4 on this machine's data).
+-- The paper's MLP (depth 4, width 300) with and without a BatchNorm before the classifier,
+-- trained with Adam + coupled weight decay and the paper's step schedule, across a subset of
+-- the paper's weight-decay grid with 2 seeds, on conic data and then on a Fashion-MNIST subset
+-- (when Debian's dataset-fashion-mnist is installed). Prints a table and writes a report.
+local collapse = require("collapse")
+local models = require("collapse.models")
+local fs = require("collapse.fs")
+
+local demo = {}
+
+local FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
+local function settings(quick)
+  if quick then
+    return { conic_n = 600, conic_epochs = 4, fashion_per_class = 30, fashion_epochs = 2,
+      weight_decays = { 5e-4, 5e-3 }, seeds = { 1 }, width = 64 }
+  end
+  return { conic_n = 10000, conic_epochs = 60, fashion_per_class = 500, fashion_epochs = 30,
+    weight_decays = { 1e-4, 5e-4, 1e-3, 5e-3, 1e-2 }, seeds = { 1, 2 }, width = 300 }
+end
+
+local function fmt_bound(b)
+  if type(b) ~= "table" then return "-", "-" end
+  if b.guaranteed then return ("%.4f"):format(b.intra_cos_min), ("%.4f"):format(b.inter_cos_max) end
+  return "none", "none"
+end
+
+-- mean over seeds of final values, per (batchnorm, weight_decay)
+local function summarise(runs)
+  local rows, index = {}, {}
+  for _, r in ipairs(runs) do
+    local key = tostring(r.grid.batchnorm) .. "|" .. r.grid.weight_decay
+    local row = index[key]
+    if not row then
+      row = { bn = r.grid.batchnorm, wd = r.grid.weight_decay, n = 0, loss = 0, intra = 0, inter = 0, violations = 0,
+        bound = r.final.bound, guaranteed = 0 }
+      index[key] = row
+      rows[#rows + 1] = row
+    end
+    local f = r.final
+    row.n = row.n + 1
+    row.loss = row.loss + f.ce
+    row.intra = row.intra + f.intra_cos
+    row.inter = row.inter + f.inter_cos
+    local b = f.bound
+    if b and b.guaranteed then
+      row.guaranteed = row.guaranteed + 1
+      row.bound = b
+      if f.intra_cos < b.intra_cos_min - 1e-9 or f.inter_cos > b.inter_cos_max + 1e-9 then
+        row.violations = row.violations + 1
+      end
+    end
+  end
+  for _, row in ipairs(rows) do
+    row.loss, row.intra, row.inter = row.loss / row.n, row.intra / row.n, row.inter / row.n
+  end
+  table.sort(rows, function(a, b)
+    if a.bn ~= b.bn then return a.bn end
+    return a.wd < b.wd
+  end)
+  return rows
+end
+
+local function print_table(title, rows, classes)
+  print(("\n%s (C = %d, mean over seeds; ideal inter = %.4f)"):format(title, classes, -1 / (classes - 1)))
+  print(("%-5s %-8s %-10s %-8s %-8s %-16s %-16s"):format("BN", "wd", "loss", "intra", "inter", "certified intra>=",
+    "certified inter<="))
+  for _, r in ipairs(rows) do
+    local bi, be = fmt_bound(r.guaranteed > 0 and r.bound or nil)
+    if not r.bn then bi, be = "n/a (no BN)", "n/a" end
+    print(("%-5s %-8g %-10.4g %-8.4f %-8.4f %-16s %-16s"):format(r.bn and "yes" or "no", r.wd, r.loss, r.intra,
+      r.inter, bi, be))
+  end
+  -- Claim 1: BN above no-BN in intra cosine at the same weight decay.
+  local wins, total, violations = 0, 0, 0
+  local by_wd = {}
+  for _, r in ipairs(rows) do
+    by_wd[r.wd] = by_wd[r.wd] or {}
+    by_wd[r.wd][r.bn and "bn" or "nobn"] = r
+    violations = violations + r.violations
+  end
+  for _, pair in pairs(by_wd) do
+    if pair.bn and pair.nobn then
+      total = total + 1
+      if pair.bn.intra > pair.nobn.intra then wins = wins + 1 end
+    end
+  end
+  print(("BN has the higher average intra-class cosine at %d of %d weight decays; "
+    .. "%d measurement(s) below a certified bound."):format(wins, total, violations))
+  return { wins = wins, total = total, violations = violations }
+end
+
+local function sweep(name, out, data, s, epochs, classes)
+  local r = collapse.sweep{
+    out = out .. "/" .. name,
+    grid = { weight_decay = s.weight_decays, batchnorm = { true, false } },
+    seeds = s.seeds,
+    experiment = {
+      name = name, data = data, epochs = epochs, batch_size = 128,
+      optimizer = { "Adam", lr = 1e-3 }, schedule = { "paper" },
+      config = { depth = 4, width = s.width },
+      metrics = { "intra_cos", "inter_cos", "intra_cos_min", "inter_cos_max", "feature_norm", "nc1", "etf_error",
+        "accuracy", "regularized_loss", "bound", "gamma_norm", "weight_norm", "test_accuracy" },
+      model = function(cfg)
+        return models.paper_mlp{ input_dim = cfg.input_dim, classes = cfg.classes, depth = cfg.depth,
+          width = cfg.width, batchnorm = cfg.batchnorm, rng = collapse.rng(cfg.seed), dtype = cfg.dtype }
+      end,
+    },
+  }
+  local summary = print_table(name, summarise(r.runs), classes)
+  local index, messages = require("collapse.report").build(out .. "/" .. name)
+  for _, m in ipairs(messages) do print(m) end
+  print("report: " .. index)
+  return summary
+end
+
+--- demo.run{out = "collapse-demo", quick = false}
+function demo.run(opts)
+  opts = opts or {}
+  local out = opts.out or "collapse-demo"
+  local s = settings(opts.quick)
+  fs.mkdir(out)
+  local info = collapse.blas_info()
+  print(("collapse %s demo: OpenBLAS %s, %d thread(s); results in %s/"):format(collapse.version, info.core,
+    info.threads, out))
+  local t0 = collapse.core.clock()
+  local results = {}
+  -- 1. conic data (the paper's synthetic set): 4 classes in R^16
+  local conic = collapse.data.conic{ n = s.conic_n, classes = 4, dim = 16, seed = 1 }
+  print(("\n[1/2] conic data: %d points, %d epochs per run, %d runs"):format(conic:size(), s.conic_epochs,
+    #s.weight_decays * 2 * #s.seeds))
+  results.conic = sweep("conic", out, { train = conic }, s, s.conic_epochs, 4)
+  -- 2. Fashion-MNIST subset, when the Debian package is installed
+  if fs.exists(FASHION_DIR .. "/train-images-idx3-ubyte.gz") then
+    local train = collapse.data.fashion_mnist{ split = "train" }:balanced(s.fashion_per_class, collapse.rng(1))
+    local test = collapse.data.fashion_mnist{ split = "test", limit = s.fashion_per_class * 10 * 2 }
+    print(("\n[2/2] Fashion-MNIST: %d training images (balanced), %d test images, %d epochs per run"):format(
+      train:size(), test:size(), s.fashion_epochs))
+    results.fashion = sweep("fashion_mnist", out, { train = train, test = test }, s, s.fashion_epochs, 10)
+  else
+    print(("\n[2/2] Fashion-MNIST skipped: %s not found (apt-get install dataset-fashion-mnist)"):format(FASHION_DIR))
+  end
+  print(("\ndemo finished in %.0f s"):format(collapse.core.clock() - t0))
+  return results
+end
+
+return demo

@@ -1,0 +1,241 @@
+--- collapse.experiment{...}: one declarative training run with collapse measurements.
+-- See docs/experiments.md for every field. :run() trains, measures on the schedule asked for,
+-- and returns (and, with `out`, writes as JSON) a result with per-epoch history and final values.
+local collapse = require("collapse")
+local core = require("collapse.core")
+local json = require("collapse.json")
+local fs = require("collapse.fs")
+
+local Experiment = {}
+Experiment.__index = Experiment
+
+-- field -> expected Lua type (or a checker returning an error string)
+local FIELDS = {
+  name = "string", seed = "integer", data = "table|function", model = "function", optimizer = "table",
+  schedule = "table", epochs = "integer", batch_size = "integer", measure_every = "integer",
+  metrics = "table", out = "string", config = "table", lambda = "number", progress = "boolean",
+  q = "number", measure_batch_size = "integer", drop_last = "boolean", threads = "integer",
+  run_id = "string",
+}
+
+local DEFAULT_METRICS = { "intra_cos", "inter_cos", "intra_cos_min", "inter_cos_max", "feature_norm", "nc1",
+  "etf_error", "accuracy", "loss", "regularized_loss", "bound", "gamma_norm", "weight_norm", "test_accuracy" }
+
+local function type_ok(v, spec)
+  for t in spec:gmatch("[^|]+") do
+    if t == "integer" then
+      if math.type(v) == "integer" then return true end
+    elseif type(v) == t then return true end
+  end
+  return false
+end
+
+--- Validates a spec table; errors name the field.
+local function validate(spec)
+  if type(spec) ~= "table" then error("experiment: expected a table spec, got " .. type(spec), 3) end
+  for k, v in pairs(spec) do
+    local want = FIELDS[k]
+    if not want then
+      error(("experiment: unknown field '%s' (fields: %s)"):format(tostring(k), "name, seed, data, model, "
+        .. "optimizer, schedule, epochs, batch_size, measure_every, metrics, out, config, lambda, progress, q, "
+        .. "measure_batch_size, drop_last, threads"), 3)
+    end
+    if not type_ok(v, want) then
+      error(("experiment: field '%s' must be %s, got %s"):format(k, want:gsub("|", " or "),
+        math.type(v) or type(v)), 3)
+    end
+  end
+  for _, req in ipairs({ "data", "model", "optimizer", "epochs" }) do
+    if spec[req] == nil then error(("experiment: field '%s' is required"):format(req), 3) end
+  end
+  if spec.epochs < 1 then error("experiment: field 'epochs' must be >= 1", 3) end
+  if spec.batch_size and spec.batch_size < 1 then error("experiment: field 'batch_size' must be >= 1", 3) end
+  local oname = spec.optimizer[1] or spec.optimizer.name
+  if not collapse.optim[oname or ""] or type(collapse.optim[oname]) ~= "function" then
+    error(("experiment: field 'optimizer' must name an optimiser ({\"Adam\", lr = ...}), got %s")
+      :format(tostring(oname)), 3)
+  end
+end
+
+
+local function new(spec)
+  validate(spec)
+  local self = setmetatable({ spec = spec }, Experiment)
+  return self
+end
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+local function fmt_time(s)
+  if s < 60 then return ("%.1f s"):format(s) end
+  return ("%dm%02ds"):format(s // 60, math.floor(s % 60))
+end
+
+-- Optimiser from {"Adam", lr = ..., weight_decay = ...}.
+local function make_optimizer(ospec, params)
+  local name = ospec[1] or ospec.name
+  local opts = {}
+  for k, v in pairs(ospec) do if k ~= 1 and k ~= "name" then opts[k] = v end end
+  return collapse.optim[name](params, opts), name, opts
+end
+
+local function make_schedule(sspec, opt, epochs)
+  if not sspec then return nil end
+  local name = sspec[1] or sspec.name
+  if name == "paper" then return collapse.optim.paper_schedule(opt, epochs) end
+  local opts = {}
+  for k, v in pairs(sspec) do if k ~= 1 and k ~= "name" then opts[k] = v end end
+  if name == "MultiStepLR" and opts.milestones_fraction then
+    local ms = {}
+    for i, f in ipairs(opts.milestones_fraction) do ms[i] = math.max(1, math.floor(epochs * f + 0.5)) end
+    opts.milestones, opts.milestones_fraction = ms, nil
+  end
+  local ctor = collapse.optim[name]
+  if type(ctor) ~= "function" then error(("experiment: unknown schedule '%s'"):format(tostring(name)), 0) end
+  return ctor(opt, opts)
+end
+
+-- Accuracy of the model over a dataset in evaluate mode.
+local function accuracy(model, ds, bs)
+  local was = model.training
+  model:evaluate()
+  local correct = 0
+  for x, y in ds:batches{ batch_size = bs, shuffle = false } do
+    correct = correct + core.count_correct(model:forward(x), y)
+  end
+  if was then model:train() end
+  return correct / ds:size()
+end
+
+-- The measurements of one point of the schedule, as a flat table of numbers and tables.
+local function measure(self, model, train, test, lambda, want)
+  local nc = collapse.nc
+  local q = self.spec.q
+  local bs = self.spec.measure_batch_size or 1024
+  local cert = nc.certify(model, train, lambda, { q = q, batch_size = bs })
+  local m = cert.metrics
+  local rec = {}
+  for _, key in ipairs(want) do
+    if key == "regularized_loss" then rec.regularized_loss = cert.loss.total
+    elseif key == "bound" then
+      local b = cert.bound
+      rec.bound = { guaranteed = b.guaranteed, reason = b.reason, epsilon = b.epsilon,
+        optimal_loss = b.optimal_loss, intra_cos_min = b.intra_cos_min, inter_cos_max = b.inter_cos_max,
+        asymptotic = b.asymptotic }
+      rec.model_free_bound = { guaranteed = cert.model_free.guaranteed, loss = cert.model_free.loss,
+        intra_cos_min = cert.model_free.intra_cos_min, inter_cos_max = cert.model_free.inter_cos_max,
+        reason = cert.model_free.reason }
+    elseif key == "gamma_norm" then
+      rec.gamma_norm = cert.loss.gamma_sq and math.sqrt(cert.loss.gamma_sq) or nil
+    elseif key == "weight_norm" then rec.weight_norm = math.sqrt(cert.loss.weight_sq)
+    elseif key == "test_accuracy" then
+      if test then rec.test_accuracy = accuracy(model, test, bs) end
+    elseif m[key] ~= nil then rec[key] = m[key]
+    else
+      error(("experiment: unknown metric '%s' in field 'metrics'"):format(key), 0)
+    end
+  end
+  rec.ce = cert.loss.ce
+  return rec
+end
+
+--- Trains and measures. Returns the result table; writes <out>/<run_id or name>.json when out is set.
+function Experiment:run(overrides)
+  local spec = self.spec
+  if overrides then
+    spec = copy(spec)
+    for k, v in pairs(overrides) do spec[k] = v end
+    validate(spec)
+  end
+  local t0 = core.clock()
+  local seed = spec.seed or 0
+  local cfg = copy(spec.config or {})
+  cfg.seed = seed
+  local data = spec.data
+  if type(data) == "function" then data = data(cfg) end
+  if type(data) ~= "table" or not data.train then
+    error("experiment: field 'data' must be {train = dataset, test = dataset?} (or a function returning it)", 2)
+  end
+  local train, test = data.train, data.test
+  cfg.classes = train.classes
+  cfg.input_dim = train.x:size(2)
+  cfg.dtype = train.x:dtype()
+  local model = spec.model(cfg)
+  if type(model) ~= "table" or type(model.forward) ~= "function" then
+    error("experiment: model(cfg) must return a module, got " .. type(model), 2)
+  end
+  if spec.threads then collapse.set_num_threads(spec.threads) end
+  local opt, oname, oopts = make_optimizer(spec.optimizer, model:parameters())
+  local epochs = spec.epochs
+  local sched = make_schedule(spec.schedule, opt, epochs)
+  local lambda = spec.lambda or oopts.weight_decay or 0
+  local bs = spec.batch_size or 128
+  local measure_every = spec.measure_every or epochs
+  local want = spec.metrics or DEFAULT_METRICS
+  local progress = spec.progress
+  if progress == nil then progress = core.isatty(1) end
+  local label = spec.run_id or spec.name or "run"
+  local crit = collapse.nn.CrossEntropyLoss()
+  local rng = collapse.rng(seed + 7919)
+  local history = {}
+  model:train()
+  for epoch = 1, epochs do
+    local te = core.clock()
+    local loss_sum, correct, seen = 0, 0, 0
+    for x, y in train:batches{ batch_size = bs, shuffle = true, rng = rng, drop_last = spec.drop_last } do
+      local logits = model:forward(x)
+      local loss = crit:forward(logits, y)
+      model:backward(x, crit.grad)
+      opt:step()
+      opt:zero_grad()
+      local m = x:size(1)
+      loss_sum = loss_sum + loss * m
+      correct = correct + core.count_correct(logits, y)
+      seen = seen + m
+    end
+    local rec = { epoch = epoch, lr = opt.lr, train_loss = loss_sum / seen, train_accuracy = correct / seen }
+    if sched then sched:step() end
+    if measure_every > 0 and (epoch % measure_every == 0 or epoch == epochs) then
+      local ok, m = pcall(measure, { spec = spec }, model, train, test, lambda, want)
+      if not ok then error(("experiment '%s', epoch %d: %s"):format(label, epoch, tostring(m)), 0) end
+      for k, v in pairs(m) do rec[k] = v end
+    end
+    rec.seconds = core.clock() - te
+    history[#history + 1] = rec
+    if rec.train_loss ~= rec.train_loss then
+      error(("experiment '%s': training diverged at epoch %d (loss is NaN); lower the learning rate"):format(label, epoch), 0)
+    end
+    if progress then
+      io.stdout:write(("%s  epoch %d/%d  loss %.4f  acc %.4f%s  (%s)\n"):format(label, epoch, epochs, rec.train_loss,
+        rec.train_accuracy, rec.intra_cos and ("  intra %.4f  inter %.4f"):format(rec.intra_cos, rec.inter_cos) or "",
+        fmt_time(rec.seconds)))
+      io.stdout:flush()
+    end
+  end
+  local final = history[#history]
+  local result = {
+    name = spec.name, run_id = spec.run_id, seed = seed, config = cfg, epochs = epochs, batch_size = bs,
+    optimizer = { name = oname, options = oopts }, lambda = lambda, history = history, final = final,
+    samples = train:size(), classes = train.classes, finished = true,
+    seconds = core.clock() - t0, version = collapse.version, blas = { core = core.blas_info().core,
+      threads = collapse.get_num_threads() },
+  }
+  result.model = model -- not written to JSON (see below)
+  if spec.out then
+    fs.mkdir(spec.out)
+    local path = spec.out .. "/" .. label:gsub("[^%w%._=%-]", "_") .. ".json"
+    local saved = result.model
+    result.model = nil
+    fs.write_atomic(path, json.encode(result, { indent = 1 }) .. "\n")
+    result.model = saved
+    result.path = path
+  end
+  return result
+end
+
+--- collapse.experiment(spec) -> object with :run()
+return function(spec) return new(spec) end

@@ -1,0 +1,162 @@
+--- Minimal JSON for result files: encode (sorted keys, exact numbers) and decode.
+-- Arrays are tables with keys 1..n; NaN and infinities are written as null.
+local json = {}
+
+local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
+  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+
+local function encode_string(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    return escapes[c] or ("\\u%04x"):format(c:byte())
+  end) .. '"'
+end
+
+local function is_array(t)
+  local n = #t
+  for k in pairs(t) do
+    if math.type(k) ~= "integer" or k < 1 or k > n then return false end
+  end
+  return true
+end
+
+local function encode(v, indent, depth, seen)
+  local ty = type(v)
+  if v == nil or v == json.null then return "null"
+  elseif ty == "boolean" then return tostring(v)
+  elseif ty == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return "null" end
+    if math.type(v) == "integer" then return tostring(v) end
+    local s = ("%.17g"):format(v)
+    if tonumber(("%.15g"):format(v)) == v then s = ("%.15g"):format(v) end
+    if not s:find("[%.eEn]") then s = s .. ".0" end
+    return s
+  elseif ty == "string" then return encode_string(v)
+  elseif ty == "table" then
+    if seen[v] then error("json.encode: cyclic table", 0) end
+    seen[v] = true
+    local nl, pad, pad_in = "", "", ""
+    if indent then nl = "\n"; pad = (" "):rep(indent * depth); pad_in = (" "):rep(indent * (depth + 1)) end
+    local parts = {}
+    local out
+    if is_array(v) and (#v > 0 or next(v) == nil) then
+      for i = 1, #v do parts[i] = pad_in .. encode(v[i], indent, depth + 1, seen) end
+      out = #parts == 0 and "[]" or "[" .. nl .. table.concat(parts, "," .. nl) .. nl .. pad .. "]"
+    else
+      local keys = {}
+      for k in pairs(v) do
+        if type(k) ~= "string" and type(k) ~= "number" then
+          error("json.encode: table key of type " .. type(k) .. " cannot be written", 0)
+        end
+        keys[#keys + 1] = k
+      end
+      table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+      for i, k in ipairs(keys) do
+        parts[i] = pad_in .. encode_string(tostring(k)) .. (indent and ": " or ":") .. encode(v[k], indent, depth + 1, seen)
+      end
+      out = "{" .. nl .. table.concat(parts, "," .. nl) .. nl .. pad .. "}"
+    end
+    seen[v] = nil
+    return out
+  end
+  error("json.encode: cannot write a value of type " .. ty, 0)
+end
+
+--- Encodes v; opts.indent (number of spaces) pretty-prints.
+function json.encode(v, opts)
+  return encode(v, opts and opts.indent, 0, {})
+end
+
+--- A unique value standing for JSON null inside arrays (decode maps null to it in arrays).
+json.null = setmetatable({}, { __tostring = function() return "null" end })
+
+local function decode_error(s, pos, what)
+  local line = select(2, s:sub(1, pos):gsub("\n", "")) + 1
+  error(("json.decode: %s at line %d (byte %d)"):format(what, line, pos), 0)
+end
+
+local decode_value
+
+local function skip(s, pos)
+  return s:find("[^ \t\r\n]", pos) or #s + 1
+end
+
+local function decode_string(s, pos)
+  local buf, i = {}, pos + 1
+  while true do
+    local c = s:sub(i, i)
+    if c == "" then decode_error(s, i, "unterminated string") end
+    if c == '"' then return table.concat(buf), i + 1 end
+    if c == "\\" then
+      local e = s:sub(i + 1, i + 1)
+      local map = { b = "\b", f = "\f", n = "\n", r = "\r", t = "\t", ['"'] = '"', ["\\"] = "\\", ["/"] = "/" }
+      if map[e] then buf[#buf + 1] = map[e]; i = i + 2
+      elseif e == "u" then
+        local hex = s:sub(i + 2, i + 5)
+        if not hex:match("^%x%x%x%x$") then decode_error(s, i, "bad \\u escape") end
+        buf[#buf + 1] = utf8.char(tonumber(hex, 16)); i = i + 6
+      else decode_error(s, i, "bad escape") end
+    else
+      buf[#buf + 1] = c; i = i + 1
+    end
+  end
+end
+
+function decode_value(s, pos)
+  pos = skip(s, pos)
+  local c = s:sub(pos, pos)
+  if c == "{" then
+    local obj = {}
+    pos = skip(s, pos + 1)
+    if s:sub(pos, pos) == "}" then return obj, pos + 1 end
+    while true do
+      if s:sub(pos, pos) ~= '"' then decode_error(s, pos, "expected a string key") end
+      local k
+      k, pos = decode_string(s, pos)
+      pos = skip(s, pos)
+      if s:sub(pos, pos) ~= ":" then decode_error(s, pos, "expected ':'") end
+      local v
+      v, pos = decode_value(s, pos + 1)
+      if v ~= json.null then obj[k] = v end
+      pos = skip(s, pos)
+      local d = s:sub(pos, pos)
+      if d == "}" then return obj, pos + 1 end
+      if d ~= "," then decode_error(s, pos, "expected ',' or '}'") end
+      pos = skip(s, pos + 1)
+    end
+  elseif c == "[" then
+    local arr = {}
+    pos = skip(s, pos + 1)
+    if s:sub(pos, pos) == "]" then return arr, pos + 1 end
+    while true do
+      local v
+      v, pos = decode_value(s, pos)
+      arr[#arr + 1] = v
+      pos = skip(s, pos)
+      local d = s:sub(pos, pos)
+      if d == "]" then return arr, pos + 1 end
+      if d ~= "," then decode_error(s, pos, "expected ',' or ']'") end
+      pos = pos + 1
+    end
+  elseif c == '"' then return decode_string(s, pos)
+  elseif s:sub(pos, pos + 3) == "true" then return true, pos + 4
+  elseif s:sub(pos, pos + 4) == "false" then return false, pos + 5
+  elseif s:sub(pos, pos + 3) == "null" then return json.null, pos + 4
+  else
+    local num = s:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
+    if not num or num == "" then decode_error(s, pos, "unexpected character '" .. c .. "'") end
+    local v = tonumber(num)
+    if v == nil then decode_error(s, pos, "bad number '" .. num .. "'") end
+    return v, pos + #num
+  end
+end
+
+--- Decodes a JSON text; null becomes nil in objects and json.null in arrays.
+function json.decode(s)
+  if type(s) ~= "string" then error("json.decode: string expected, got " .. type(s), 2) end
+  local v, pos = decode_value(s, 1)
+  pos = skip(s, pos)
+  if pos <= #s then decode_error(s, pos, "trailing characters") end
+  return v
+end
+
+return json

@@ -1,0 +1,241 @@
+--- collapse report DIR: an offline HTML page with tables and gnuplot plots for a run or sweep.
+-- Writes DIR/report/index.html, the plot data (*.dat) and gnuplot scripts (*.gp); renders the
+-- scripts to PNG when gnuplot is installed, and otherwise says how to render them.
+local json = require("collapse.json")
+local fs = require("collapse.fs")
+
+local report = {}
+
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local function list_json(dir)
+  local p = io.popen("ls -1 " .. shell_quote(dir) .. " 2>/dev/null")
+  local out = {}
+  if p then
+    for name in p:lines() do
+      if name:match("%.json$") and name ~= "sweep.json" then out[#out + 1] = dir .. "/" .. name end
+    end
+    p:close()
+  end
+  table.sort(out)
+  return out
+end
+
+local function load_runs(dir)
+  local runs = {}
+  local files = list_json(dir .. "/runs")
+  if #files == 0 then files = list_json(dir) end
+  for _, f in ipairs(files) do
+    local ok, r = pcall(json.decode, fs.read(f) or "")
+    if ok and type(r) == "table" and r.finished and r.final then
+      r.file = f
+      runs[#runs + 1] = r
+    end
+  end
+  return runs
+end
+
+local function html_escape(s)
+  return (tostring(s):gsub("&", "&amp;"):gsub("<", "&lt;"):gsub(">", "&gt;"):gsub('"', "&quot;"))
+end
+
+local function fmt(v)
+  if v == nil then return "" end
+  if type(v) == "number" then return ("%.4g"):format(v) end
+  return tostring(v)
+end
+
+local function has_gnuplot()
+  return os.execute("command -v gnuplot >/dev/null 2>&1") == true
+end
+
+-- mean and standard error of a list
+local function mean_se(xs)
+  local n, s = #xs, 0
+  for _, x in ipairs(xs) do s = s + x end
+  local m = s / n
+  if n < 2 then return m, 0 end
+  local v = 0
+  for _, x in ipairs(xs) do v = v + (x - m) ^ 2 end
+  return m, math.sqrt(v / (n - 1) / n)
+end
+
+local PLOT_METRICS = {
+  { key = "intra_cos", title = "average intra-class cosine", bound = "intra_cos_min" },
+  { key = "inter_cos", title = "average inter-class cosine", bound = "inter_cos_max" },
+  { key = "ce", title = "training loss (cross-entropy)" },
+  { key = "feature_norm", title = "last-layer feature norm" },
+  { key = "regularized_loss", title = "regularised last-layer loss" },
+  { key = "test_accuracy", title = "test accuracy" },
+}
+
+local function write(path, s) fs.write_atomic(path, s) end
+
+-- Plots of final metrics against x_key (log axis), one series per value of the other grid keys,
+-- mean +- standard error over seeds; the certified bound (mean over seeds, where guaranteed)
+-- drawn as a dashed line of the same series.
+local function sweep_plots(outdir, runs, keys, x_key)
+  local series_keys = {}
+  for _, k in ipairs(keys) do if k ~= x_key then series_keys[#series_keys + 1] = k end end
+  local groups, order = {}, {}
+  for _, r in ipairs(runs) do
+    local parts = {}
+    for _, k in ipairs(series_keys) do parts[#parts + 1] = k .. "=" .. tostring(r.grid[k]) end
+    local name = #parts > 0 and table.concat(parts, " ") or "all"
+    if not groups[name] then groups[name] = {}; order[#order + 1] = name end
+    local x = r.grid[x_key]
+    groups[name][x] = groups[name][x] or {}
+    table.insert(groups[name][x], r)
+  end
+  table.sort(order)
+  local plots = {}
+  for _, pm in ipairs(PLOT_METRICS) do
+    local any = false
+    local gp = { ("set title %q"):format(pm.title), ("set xlabel %q"):format(x_key:gsub("_", " ")),
+      "set logscale x", "set key outside right", "set grid",
+      "set terminal pngcairo size 760,420 noenhanced", ("set output %q"):format(pm.key .. ".png") }
+    local plot_cmds = {}
+    for si, name in ipairs(order) do
+      local dat = {}
+      local xs = {}
+      for x in pairs(groups[name]) do xs[#xs + 1] = x end
+      table.sort(xs)
+      for _, x in ipairs(xs) do
+        local vals, bvals = {}, {}
+        for _, r in ipairs(groups[name][x]) do
+          local v = r.final[pm.key]
+          if type(v) == "number" then vals[#vals + 1] = v end
+          local b = r.final.bound
+          if pm.bound and type(b) == "table" and b.guaranteed and type(b[pm.bound]) == "number" then
+            bvals[#bvals + 1] = b[pm.bound]
+          end
+        end
+        if #vals > 0 then
+          local m, se = mean_se(vals)
+          local bm = #bvals > 0 and mean_se(bvals) or nil
+          dat[#dat + 1] = ("%.10g %.10g %.10g %s"):format(x, m, se, bm and ("%.10g"):format(bm) or "NaN")
+          any = true
+        end
+      end
+      local file = ("%s_s%d.dat"):format(pm.key, si)
+      write(outdir .. "/" .. file, "# " .. x_key .. " mean stderr bound\n" .. table.concat(dat, "\n") .. "\n")
+      plot_cmds[#plot_cmds + 1] = ("%q using 1:2:3 with yerrorlines lw 2 lc %d title %q"):format(file, si, name)
+      if pm.bound then
+        plot_cmds[#plot_cmds + 1] = ("%q using 1:4 with lines dt 2 lc %d title %q"):format(file, si,
+          "certified bound, " .. name)
+      end
+    end
+    if any then
+      gp[#gp + 1] = "plot " .. table.concat(plot_cmds, ", \\\n     ")
+      write(outdir .. "/" .. pm.key .. ".gp", table.concat(gp, "\n") .. "\n")
+      plots[#plots + 1] = { file = pm.key .. ".png", script = pm.key .. ".gp", title = pm.title }
+    end
+  end
+  return plots
+end
+
+-- Metric against epoch for each run (a run report, or the histories of a sweep).
+local function epoch_plots(outdir, runs)
+  local plots = {}
+  for _, key in ipairs({ "train_loss", "train_accuracy", "intra_cos", "inter_cos", "feature_norm" }) do
+    local cmds, any = {}, false
+    for i, r in ipairs(runs) do
+      local dat = {}
+      for _, h in ipairs(r.history or {}) do
+        if type(h[key]) == "number" then dat[#dat + 1] = ("%d %.10g"):format(h.epoch, h[key]) end
+      end
+      if #dat > 1 then
+        any = true
+        local file = ("epoch_%s_r%d.dat"):format(key, i)
+        write(outdir .. "/" .. file, table.concat(dat, "\n") .. "\n")
+        cmds[#cmds + 1] = ("%q using 1:2 with linespoints title %q"):format(file, r.run_id or r.name or ("run " .. i))
+      end
+    end
+    if any and #cmds <= 24 then
+      local gp = { ("set title %q"):format(key:gsub("_", " ") .. " by epoch"), 'set xlabel "epoch"', "set grid",
+        "set key outside right", "set terminal pngcairo size 760,420 noenhanced",
+        ("set output %q"):format("epoch_" .. key .. ".png"), "plot " .. table.concat(cmds, ", \\\n     ") }
+      write(outdir .. "/epoch_" .. key .. ".gp", table.concat(gp, "\n") .. "\n")
+      plots[#plots + 1] = { file = "epoch_" .. key .. ".png", script = "epoch_" .. key .. ".gp",
+        title = key:gsub("_", " ") .. " by epoch" }
+    end
+  end
+  return plots
+end
+
+local TABLE_COLS = { "train_loss", "train_accuracy", "intra_cos", "inter_cos", "feature_norm", "nc1", "etf_error",
+  "regularized_loss", "test_accuracy" }
+
+--- Builds DIR/report/index.html. Returns the path and a list of messages.
+function report.build(dir, opts)
+  opts = opts or {}
+  local runs = load_runs(dir)
+  if #runs == 0 then
+    error(("report: no finished run found in '%s' (expected run JSON files or a sweep folder)"):format(dir), 0)
+  end
+  local outdir = dir .. "/report"
+  fs.mkdir(outdir)
+  local sweep = fs.read(dir .. "/sweep.json")
+  local keys = {}
+  if sweep then keys = json.decode(sweep).keys or {} end
+  local x_key = opts.x
+  if not x_key then
+    for _, k in ipairs(keys) do if k == "weight_decay" then x_key = k end end
+  end
+  local plots = {}
+  if x_key then
+    for _, p in ipairs(sweep_plots(outdir, runs, keys, x_key)) do plots[#plots + 1] = p end
+  end
+  for _, p in ipairs(epoch_plots(outdir, runs)) do plots[#plots + 1] = p end
+  local messages = {}
+  local rendered = false
+  if has_gnuplot() then
+    rendered = true
+    for _, p in ipairs(plots) do
+      local ok = os.execute(("cd %s && gnuplot %s 2>/dev/null"):format(shell_quote(outdir), shell_quote(p.script)))
+      if not ok then rendered = false; messages[#messages + 1] = "gnuplot failed on " .. p.script end
+    end
+  else
+    messages[#messages + 1] = ("gnuplot not found: the plot data and scripts are in %s; render them with "
+      .. "`apt-get install gnuplot-nox && cd %s && for f in *.gp; do gnuplot \"$f\"; done`"):format(outdir, outdir)
+  end
+  -- HTML
+  local h = { "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+    "<title>collapse report: " .. html_escape(dir) .. "</title>",
+    "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
+      .. "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}"
+      .. "img{max-width:100%;border:1px solid #ddd;margin:4px}.bad{color:#a00}</style>",
+    "</head><body>", "<h1>collapse report</h1>",
+    ("<p>%d run(s) from <code>%s</code>%s.</p>"):format(#runs, html_escape(dir),
+      x_key and (", plotted against " .. html_escape(x_key)) or "") }
+  for _, m in ipairs(messages) do h[#h + 1] = '<p class="bad">' .. html_escape(m) .. "</p>" end
+  if rendered then
+    h[#h + 1] = "<h2>Plots</h2>"
+    for _, p in ipairs(plots) do
+      h[#h + 1] = ('<figure><img src="%s" alt="%s"><figcaption>%s</figcaption></figure>'):format(p.file,
+        html_escape(p.title), html_escape(p.title))
+    end
+  end
+  h[#h + 1] = "<h2>Final values</h2><table><tr><th>run</th>"
+  for _, c in ipairs(TABLE_COLS) do h[#h + 1] = "<th>" .. c .. "</th>" end
+  h[#h + 1] = "<th>certified intra &ge;</th><th>certified inter &le;</th><th>bound</th></tr>"
+  for _, r in ipairs(runs) do
+    local row = { "<tr><td>" .. html_escape(r.run_id or r.name or "run") .. "</td>" }
+    for _, c in ipairs(TABLE_COLS) do row[#row + 1] = "<td>" .. fmt(r.final[c]) .. "</td>" end
+    local b = r.final.bound or {}
+    row[#row + 1] = "<td>" .. (b.guaranteed and fmt(b.intra_cos_min) or "") .. "</td>"
+    row[#row + 1] = "<td>" .. (b.guaranteed and fmt(b.inter_cos_max) or "") .. "</td>"
+    row[#row + 1] = "<td>" .. html_escape(b.guaranteed and "guaranteed" or (b.reason or "")) .. "</td></tr>"
+    h[#h + 1] = table.concat(row)
+  end
+  h[#h + 1] = "</table>"
+  if fs.exists(dir .. "/sweep.csv") then
+    h[#h + 1] = '<p>All numbers: <a href="../sweep.csv">sweep.csv</a>.</p>'
+  end
+  h[#h + 1] = "</body></html>"
+  local index = outdir .. "/index.html"
+  write(index, table.concat(h, "\n") .. "\n")
+  return index, messages
+end
+
+return report

@@ -1,0 +1,171 @@
+--- collapse.sweep{experiment = spec, grid = {weight_decay = {...}, batchnorm = {true, false}},
+-- seeds = {1, 2}, out = dir}: every point of grid x seeds is one run of the experiment.
+-- A grid key naming an optimiser option (lr, weight_decay, momentum, ...) overrides it; one naming
+-- an experiment field (epochs, batch_size, ...) overrides that; every grid key and the seed reach
+-- model(cfg) through cfg. Each finished run is written atomically to <out>/runs/<id>.json, so a
+-- rerun skips finished runs and redoes missing or partial ones; <out>/sweep.csv tabulates them.
+local collapse = require("collapse")
+local json = require("collapse.json")
+local fs = require("collapse.fs")
+local core = require("collapse.core")
+
+local OPTIMIZER_KEYS = { lr = true, weight_decay = true, momentum = true, betas = true, eps = true,
+  dampening = true, nesterov = true }
+local TOP_LEVEL_KEYS = { epochs = true, batch_size = true, measure_every = true, lambda = true }
+local SWEEP_FIELDS = { experiment = true, grid = true, seeds = true, out = true, progress = true, columns = true }
+
+local function fail(msg, ...) error(("sweep: " .. msg):format(...), 3) end
+
+local function sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  table.sort(keys)
+  return keys
+end
+
+local function value_str(v)
+  if type(v) == "number" then
+    if math.type(v) == "integer" then return tostring(v) end
+    return ("%g"):format(v)
+  end
+  return tostring(v)
+end
+
+--- Every combination of the grid, in a stable order (keys sorted, values in given order).
+local function points(grid, seeds)
+  local keys = sorted_keys(grid)
+  local out = { {} }
+  for _, k in ipairs(keys) do
+    local values = grid[k]
+    local next_out = {}
+    for _, p in ipairs(out) do
+      for _, v in ipairs(values) do
+        local q = {}
+        for kk, vv in pairs(p) do q[kk] = vv end
+        q[k] = v
+        next_out[#next_out + 1] = q
+      end
+    end
+    out = next_out
+  end
+  local runs = {}
+  for _, p in ipairs(out) do
+    for _, s in ipairs(seeds) do
+      local parts = {}
+      for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. value_str(p[k]) end
+      parts[#parts + 1] = "seed=" .. s
+      runs[#runs + 1] = { point = p, seed = s, id = table.concat(parts, "_") }
+    end
+  end
+  return runs, keys
+end
+
+local CSV_METRICS = { "train_loss", "train_accuracy", "ce", "regularized_loss", "intra_cos", "intra_cos_min",
+  "inter_cos", "inter_cos_max", "feature_norm", "nc1", "etf_error", "gamma_norm", "weight_norm",
+  "test_accuracy" }
+
+local function csv_cell(v)
+  if v == nil then return "" end
+  if type(v) == "number" then return ("%.10g"):format(v) end
+  local s = tostring(v)
+  if s:find('[,"\n]') then s = '"' .. s:gsub('"', '""') .. '"' end
+  return s
+end
+
+local function write_csv(path, keys, results)
+  local header = {}
+  for _, k in ipairs(keys) do header[#header + 1] = k end
+  header[#header + 1] = "seed"
+  for _, m in ipairs(CSV_METRICS) do header[#header + 1] = m end
+  for _, m in ipairs({ "bound_guaranteed", "bound_intra_cos_min", "bound_inter_cos_max", "bound_epsilon",
+    "seconds", "run_id" }) do header[#header + 1] = m end
+  local lines = { table.concat(header, ",") }
+  for _, r in ipairs(results) do
+    local row = {}
+    for _, k in ipairs(keys) do row[#row + 1] = csv_cell(r.grid[k]) end
+    row[#row + 1] = csv_cell(r.seed)
+    for _, m in ipairs(CSV_METRICS) do row[#row + 1] = csv_cell(r.final[m]) end
+    local b = r.final.bound or {}
+    row[#row + 1] = csv_cell(b.guaranteed)
+    row[#row + 1] = csv_cell(b.intra_cos_min)
+    row[#row + 1] = csv_cell(b.inter_cos_max)
+    row[#row + 1] = csv_cell(b.epsilon)
+    row[#row + 1] = csv_cell(r.seconds)
+    row[#row + 1] = csv_cell(r.run_id)
+    lines[#lines + 1] = table.concat(row, ",")
+  end
+  fs.write_atomic(path, table.concat(lines, "\n") .. "\n")
+end
+
+-- A finished run's JSON, or nil when the file is missing, partial or unreadable.
+local function load_finished(path)
+  local s = fs.read(path)
+  if not s then return nil end
+  local ok, r = pcall(json.decode, s)
+  if ok and type(r) == "table" and r.finished == true and type(r.final) == "table" then return r end
+  return nil
+end
+
+return function(spec)
+  if type(spec) ~= "table" then fail("expected a table spec, got %s", type(spec)) end
+  for k in pairs(spec) do
+    if not SWEEP_FIELDS[k] then fail("unknown field '%s' (experiment, grid, seeds, out, progress)", tostring(k)) end
+  end
+  if type(spec.experiment) ~= "table" then fail("field 'experiment' must be an experiment spec table") end
+  if type(spec.grid) ~= "table" then fail("field 'grid' must be a table of value lists") end
+  if type(spec.out) ~= "string" then fail("field 'out' must be a directory path") end
+  for k, v in pairs(spec.grid) do
+    if type(k) ~= "string" then fail("grid keys must be strings") end
+    if type(v) ~= "table" or #v == 0 then fail("grid entry '%s' must be a non-empty list of values", k) end
+  end
+  local seeds = spec.seeds or { spec.experiment.seed or 0 }
+  local runs, keys = points(spec.grid, seeds)
+  fs.mkdir(spec.out .. "/runs")
+  local progress = spec.progress
+  if progress == nil then progress = core.isatty(1) end
+  local results = {}
+  local t0 = core.clock()
+  local done_now = 0
+  for i, run in ipairs(runs) do
+    local path = spec.out .. "/runs/" .. run.id:gsub("[^%w%._=%-]", "_") .. ".json"
+    local r = load_finished(path)
+    if r then
+      if progress then print(("[%d/%d] %s: finished earlier, skipped"):format(i, #runs, run.id)) end
+    else
+      local e = {}
+      for k, v in pairs(spec.experiment) do e[k] = v end
+      local opt = {}
+      for k, v in pairs(spec.experiment.optimizer or {}) do opt[k] = v end
+      local cfg = {}
+      for k, v in pairs(spec.experiment.config or {}) do cfg[k] = v end
+      for k, v in pairs(run.point) do
+        cfg[k] = v
+        if OPTIMIZER_KEYS[k] then opt[k] = v end
+        if TOP_LEVEL_KEYS[k] then e[k] = v end
+      end
+      e.optimizer, e.config, e.seed, e.run_id, e.out = opt, cfg, run.seed, run.id, nil
+      if e.progress == nil then e.progress = progress end
+      if progress then
+        local eta = ""
+        if done_now > 0 then
+          local per = (core.clock() - t0) / done_now
+          eta = ("  (about %s left)"):format(("%.0f s"):format(per * (#runs - i + 1)))
+        end
+        print(("[%d/%d] %s%s"):format(i, #runs, run.id, eta))
+      end
+      r = collapse.experiment(e):run()
+      r.model = nil
+      r.grid = run.point
+      fs.write_atomic(path, json.encode(r, { indent = 1 }) .. "\n")
+      done_now = done_now + 1
+    end
+    r.grid = r.grid or run.point
+    r.path = path
+    results[#results + 1] = r
+  end
+  local csv = spec.out .. "/sweep.csv"
+  write_csv(csv, keys, results)
+  local summary = { grid = spec.grid, keys = keys, seeds = seeds, runs = #runs, csv = csv }
+  fs.write_atomic(spec.out .. "/sweep.json", json.encode(summary, { indent = 1 }) .. "\n")
+  return { runs = results, csv = csv, out = spec.out, keys = keys }
+end
