@@ -70,3 +70,38 @@ describe("training", function()
     if rss[2] then assert.is_true(rss[8] - rss[2] < 8 * 1024, ("RSS grew %d kB"):format(rss[8] - rss[2])) end
   end)
 end)
+
+describe("training on Fashion-MNIST", function()
+  local DIR = collapse.data.FASHION_MNIST_DIR
+  local f = io.open(DIR .. "/train-images-idx3-ubyte.gz")
+  if f then f:close() end
+  local it_or_pending = f and it or pending
+
+  it_or_pending("an MLP reaches >= 85% test accuracy within 5 epochs", function()
+    local train = collapse.data.fashion_mnist{ split = "train" }
+    local test = collapse.data.fashion_mnist{ split = "test" }
+    local rng = collapse.rng(1)
+    local model = nn.Sequential{ nn.Linear(784, 300, { rng = rng }), nn.ReLU(), nn.BatchNorm(300),
+      nn.Linear(300, 300, { rng = rng }), nn.ReLU(), nn.BatchNorm(300), nn.Linear(300, 10, { rng = rng }) }
+    local opt = optim.Adam(model:parameters(), { lr = 1e-3, weight_decay = 5e-4 })
+    local crit = nn.CrossEntropyLoss()
+    local best = 0
+    for _ = 1, 5 do
+      model:train()
+      for x, y in train:batches{ batch_size = 128, rng = rng } do
+        crit:forward(model:forward(x), y)
+        model:backward(x, crit.grad)
+        opt:step()
+        opt:zero_grad()
+      end
+      model:evaluate()
+      local correct = 0
+      for x, y in test:batches{ batch_size = 1000, shuffle = false } do
+        correct = correct + collapse.core.count_correct(model:forward(x), y)
+      end
+      best = math.max(best, correct / test:size())
+      if best >= 0.85 then break end
+    end
+    assert.is_true(best >= 0.85, "test accuracy " .. best)
+  end)
+end)

@@ -411,7 +411,183 @@ COLLAPSE_API collapse_status collapse_csv_read(const char *path, int label_colum
  * content, never a mixture. On failure the temporary file is removed and path is untouched. */
 COLLAPSE_API collapse_status collapse_write_file_atomic(const char *path, const void *bytes, size_t len);
 
-/* @@SECTIONS@@ (bound follows) */
+/* ==== the collapse bound (csrc/nc/bound.c, docs/theory.md) ========================= */
+/* ---- the collapse bound ---------------------------------------------------------------
+ * Setting: C balanced classes, last-layer BatchNorm (training mode) then a linear classifier,
+ * weight decay lambda on the last-layer parameters (PyTorch convention, penalty lambda/2 ||.||^2),
+ * L_reg = mean cross-entropy + lambda/2 (||W||^2 + ||b||^2 + ||gamma||^2 + ||beta||^2). */
+
+/* Theorem 1: L_reg >= L*(lambda, C) = min_{t >= 0} phi(t/sqrt(C)) + lambda t, in closed form.
+ * When lambda sqrt(C) >= 1, L* = log C and t* = 0. lambda > 0 finite, classes >= 2.
+ * Either output pointer may be NULL. */
+COLLAPSE_API collapse_status collapse_optimal_loss(double lambda, int classes, double *loss, double *t_star);
+
+typedef struct collapse_bound_input {
+    double lambda;     /* weight decay, > 0 */
+    int classes;       /* C >= 2 */
+    double loss;       /* the regularised loss L_reg (>= L*, up to 1e-12 relative) */
+    int64_t per_class; /* samples per class n >= 2; 0 = unknown (factor n/(n-1) taken as 1) */
+    int bn;            /* 1 = last-layer BN (default); 0 = none: nothing guaranteed, reason says why */
+    double q;          /* quantile fraction in (0, 1) for the Markov bound, default 0.05 */
+} collapse_bound_input;
+
+typedef struct collapse_bound_result {
+    int guaranteed;       /* 1 when Theorem 2 certifies collapse; else the bounds below are trivial */
+    char reason[256];     /* why nothing is guaranteed ("" when guaranteed) */
+    double optimal_loss;  /* L* */
+    double t_star;        /* t* */
+    double epsilon;       /* loss - L* (0 when within rounding of L*; may be < 0 when bn = 0) */
+    /* Certified bounds. Cosines are clamped to [-1, 1]; trivial values when not guaranteed:
+     * intra -1, inter 1, variability +inf, self-duality -1, quantile -1. */
+    double intra_cos_min;     /* class-average intra-class cosine >= this */
+    double inter_cos_max;     /* pair-average inter-class cosine <= this */
+    double variability_max;   /* V/B <= this */
+    double within_energy_max; /* V <= this (2 epsilon/lambda; valid whenever bn = 1; +inf when bn = 0) */
+    double self_duality_min;  /* cos((w_c - w_bar)_c, (M_c)_c) >= this */
+    double intra_cos_q_min;   /* all but a q fraction of classes have intra-class cosine >= this */
+    /* the same bounds unclamped (as in spec/fixtures/bound_vectors.csv); trivial when not guaranteed */
+    double raw_intra_cos_min, raw_inter_cos_max, raw_self_duality_min, raw_intra_cos_q_min;
+    int intra_vacuous, inter_vacuous; /* bound no better than the trivial -1 / 1 (always 1 when not guaranteed) */
+    /* Leading-order form as epsilon -> 0 (clamped to [-1, 1]); reported whenever lambda sqrt(C) < 1
+     * and bn = 1, even when the certified bound is not guaranteed (else -1 and 1). */
+    double asymptotic_intra_cos_min, asymptotic_inter_cos_max;
+    /* intermediate quantities of Theorem 2 (trivial when not guaranteed: r_min 0, r_max +inf, eta 1) */
+    double r_min, r_max; /* r_min <= ||M_c|| for every class; r_max bounds ||M_c|| from above */
+    double eta;          /* self-duality slack: self_duality_min = 1 - eta */
+    double delta;        /* sqrt(2 epsilon / lambda) */
+    double t_lo, t_hi;   /* {t >= 0 : G(t) <= L* + epsilon} (step 1; 0 and +inf when not computed) */
+    double kappa_lo, kappa_hi; /* step 5 (0 and +inf when not computed) */
+} collapse_bound_result;
+
+/* bn = 1, q = 0.05, per_class = 0; lambda, classes and loss zeroed (must be set). */
+COLLAPSE_API void collapse_bound_input_defaults(collapse_bound_input *in);
+
+/* Theorem 2: what the regularised loss in->loss certifies about the last-layer features.
+ * Returns COLLAPSE_OK whenever the input is valid, with out->guaranteed = 0 and a reason when
+ * nothing is guaranteed (bn = 0, lambda sqrt(C) >= 1, loss too far above L*). Fails with
+ * COLLAPSE_ERR_ARG on bad input, including a loss below L* (bn = 1). No field is ever NaN. */
+COLLAPSE_API collapse_status collapse_bound(const collapse_bound_input *in, collapse_bound_result *out);
+
+/* ==== convolutional layers (csrc/nn: conv2d, batchnorm2d, pool2d), NCHW, _f32 and _f64 ==========
+ * PyTorch 1.13 semantics on contiguous NCHW arrays. Every kernel takes the input's shape as
+ * int64_t[4] = {N, C, H, W} (conv2d also the weight's {Cout, Cin, kH, kW}), all sizes > 0; the
+ * output shape follows (the *_output_shape helpers compute it). Sizes and options are validated
+ * before anything is written; messages name the function and the argument, e.g.
+ * "conv2d_forward: input has 3 channels, weight expects 4". Outputs must not overlap inputs
+ * unless stated; "+=" outputs accumulate, the others are overwritten. No allocation. */
+
+/* ---- conv2d: y[N, Cout, Ho, Wo] = weight * x + bias (cross-correlation, no dilation/groups)
+ * Ho = (H + 2 padding - kH) / stride + 1 (floor), Wo likewise; stride >= 1, padding >= 0, and the
+ * kernel must fit the padded input. Implemented as im2col + one gemm per sample:
+ * columns[Cin kH kW x Ho Wo] is a caller-provided scratch array of *columns_numel elements, which
+ * is 0 (columns may be NULL) for a 1x1 kernel with stride 1 and padding 0 (x is used directly).
+ * Output pointers of the helper may be NULL. */
+COLLAPSE_API collapse_status collapse_conv2d_output_shape(const int64_t input_shape[4],
+                                                          const int64_t weight_shape[4], int64_t stride,
+                                                          int64_t padding, int64_t output_shape[4],
+                                                          int64_t *columns_numel);
+/* bias[Cout] may be NULL (no bias). */
+COLLAPSE_API collapse_status collapse_conv2d_forward_f32(const int64_t input_shape[4], const int64_t weight_shape[4],
+                                                         const float *input, float *output, const float *weight,
+                                                         const float *bias, float *columns, int64_t stride,
+                                                         int64_t padding);
+COLLAPSE_API collapse_status collapse_conv2d_forward_f64(const int64_t input_shape[4], const int64_t weight_shape[4],
+                                                         const double *input, double *output, const double *weight,
+                                                         const double *bias, double *columns, int64_t stride,
+                                                         int64_t padding);
+/* grad_input = d/dx (overwritten), grad_weight += d/dW, grad_bias += sum of grad_output over
+ * N, Ho, Wo (in double); each of the three may be NULL. input is needed (non-NULL) only for
+ * grad_weight, weight only for grad_input. */
+COLLAPSE_API collapse_status collapse_conv2d_backward_f32(const int64_t input_shape[4], const int64_t weight_shape[4],
+                                                          const float *input, const float *grad_output,
+                                                          float *grad_input, const float *weight, float *grad_weight,
+                                                          float *grad_bias, float *columns, int64_t stride,
+                                                          int64_t padding);
+COLLAPSE_API collapse_status collapse_conv2d_backward_f64(const int64_t input_shape[4], const int64_t weight_shape[4],
+                                                          const double *input, const double *grad_output,
+                                                          double *grad_input, const double *weight,
+                                                          double *grad_weight, double *grad_bias, double *columns,
+                                                          int64_t stride, int64_t padding);
+
+/* ---- batchnorm2d: per-channel statistics over N H W (PyTorch BatchNorm2d) --------------------
+ * Same contracts as the batchnorm kernels above with features = channels and m = N H W values per
+ * channel: train normalises with the biased variance, running_var gets the unbiased one
+ * (m/(m-1)); m >= 2 in train mode. gamma, beta, running_*, save_* are [C]. y may equal x;
+ * grad_input may equal grad_output. */
+COLLAPSE_API collapse_status collapse_batchnorm2d_forward_train_f32(const int64_t input_shape[4], const float *x,
+                                                                    float *y, const float *gamma, const float *beta,
+                                                                    float *running_mean, float *running_var,
+                                                                    float *save_mean, float *save_invstd,
+                                                                    double momentum, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm2d_forward_train_f64(const int64_t input_shape[4], const double *x,
+                                                                    double *y, const double *gamma,
+                                                                    const double *beta, double *running_mean,
+                                                                    double *running_var, double *save_mean,
+                                                                    double *save_invstd, double momentum, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm2d_forward_eval_f32(const int64_t input_shape[4], const float *x,
+                                                                   float *y, const float *gamma, const float *beta,
+                                                                   const float *running_mean,
+                                                                   const float *running_var, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm2d_forward_eval_f64(const int64_t input_shape[4], const double *x,
+                                                                   double *y, const double *gamma,
+                                                                   const double *beta, const double *running_mean,
+                                                                   const double *running_var, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm2d_backward_train_f32(const int64_t input_shape[4], const float *x,
+                                                                     const float *grad_output, float *grad_input,
+                                                                     const float *gamma, float *grad_gamma,
+                                                                     float *grad_beta, const float *save_mean,
+                                                                     const float *save_invstd);
+COLLAPSE_API collapse_status collapse_batchnorm2d_backward_train_f64(const int64_t input_shape[4], const double *x,
+                                                                     const double *grad_output, double *grad_input,
+                                                                     const double *gamma, double *grad_gamma,
+                                                                     double *grad_beta, const double *save_mean,
+                                                                     const double *save_invstd);
+/* x and running_mean are needed only for grad_gamma. */
+COLLAPSE_API collapse_status collapse_batchnorm2d_backward_eval_f32(const int64_t input_shape[4], const float *x,
+                                                                    const float *grad_output, float *grad_input,
+                                                                    const float *gamma, float *grad_gamma,
+                                                                    float *grad_beta, const float *running_mean,
+                                                                    const float *running_var, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm2d_backward_eval_f64(const int64_t input_shape[4], const double *x,
+                                                                    const double *grad_output, double *grad_input,
+                                                                    const double *gamma, double *grad_gamma,
+                                                                    double *grad_beta, const double *running_mean,
+                                                                    const double *running_var, double eps);
+
+/* ---- max / average pooling, square kernel k, stride s, no padding, floor mode ----------------
+ * Ho = (H - k) / s + 1, Wo likewise; k >= 1, s >= 1, k <= H and k <= W. */
+COLLAPSE_API collapse_status collapse_pool2d_output_shape(const int64_t input_shape[4], int64_t kernel,
+                                                          int64_t stride, int64_t output_shape[4]);
+/* y = window maximum (NaN propagates); indices[N, C, Ho, Wo] (or NULL) = the 0-based position
+ * ih W + iw of the maximum in its H x W plane, the first one in row-major window order on ties
+ * (as PyTorch). The planes must have at most INT32_MAX elements. */
+COLLAPSE_API collapse_status collapse_maxpool2d_forward_f32(const int64_t input_shape[4], const float *x, float *y,
+                                                            int32_t *indices, int64_t kernel, int64_t stride);
+COLLAPSE_API collapse_status collapse_maxpool2d_forward_f64(const int64_t input_shape[4], const double *x,
+                                                            double *y, int32_t *indices, int64_t kernel,
+                                                            int64_t stride);
+/* grad_input[N, C, H, W] = 0, then grad_output scattered (+=) to the forward's indices, which are
+ * all range-checked first (COLLAPSE_ERR_RANGE). */
+COLLAPSE_API collapse_status collapse_maxpool2d_backward_f32(const int64_t input_shape[4], const float *grad_output,
+                                                             float *grad_input, const int32_t *indices,
+                                                             int64_t kernel, int64_t stride);
+COLLAPSE_API collapse_status collapse_maxpool2d_backward_f64(const int64_t input_shape[4],
+                                                             const double *grad_output, double *grad_input,
+                                                             const int32_t *indices, int64_t kernel,
+                                                             int64_t stride);
+/* y = window mean (sum in double / k^2); backward spreads grad_output / k^2 over each window
+ * (grad_input overwritten). */
+COLLAPSE_API collapse_status collapse_avgpool2d_forward_f32(const int64_t input_shape[4], const float *x, float *y,
+                                                            int64_t kernel, int64_t stride);
+COLLAPSE_API collapse_status collapse_avgpool2d_forward_f64(const int64_t input_shape[4], const double *x,
+                                                            double *y, int64_t kernel, int64_t stride);
+COLLAPSE_API collapse_status collapse_avgpool2d_backward_f32(const int64_t input_shape[4], const float *grad_output,
+                                                             float *grad_input, int64_t kernel, int64_t stride);
+COLLAPSE_API collapse_status collapse_avgpool2d_backward_f64(const int64_t input_shape[4],
+                                                             const double *grad_output, double *grad_input,
+                                                             int64_t kernel, int64_t stride);
+
+/* (the conv2d/pooling section is added above this line) */
 
 #ifdef __cplusplus
 }

@@ -67,7 +67,7 @@ local function print_table(title, rows, classes)
   print(("%-5s %-8s %-10s %-8s %-8s %-16s %-16s"):format("BN", "wd", "loss", "intra", "inter", "certified intra>=",
     "certified inter<="))
   for _, r in ipairs(rows) do
-    local bi, be = fmt_bound(r.guaranteed > 0 and r.bound or nil)
+    local bi, be = fmt_bound(r.bound)
     if not r.bn then bi, be = "n/a (no BN)", "n/a" end
     print(("%-5s %-8g %-10.4g %-8.4f %-8.4f %-16s %-16s"):format(r.bn and "yes" or "no", r.wd, r.loss, r.intra,
       r.inter, bi, be))

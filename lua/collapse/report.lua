@@ -88,15 +88,21 @@ local function sweep_plots(outdir, runs, keys, x_key)
     table.insert(groups[name][x], r)
   end
   table.sort(order)
+  local xmin, xmax = math.huge, -math.huge
+  for _, r in ipairs(runs) do
+    local x = r.grid[x_key]
+    if type(x) == "number" and x > 0 then xmin, xmax = math.min(xmin, x), math.max(xmax, x) end
+  end
+  local xrange = xmin < xmax and ("set xrange [%g:%g]"):format(xmin / 1.5, xmax * 1.5) or ""
   local plots = {}
   for _, pm in ipairs(PLOT_METRICS) do
     local any = false
     local gp = { ("set title %q"):format(pm.title), ("set xlabel %q"):format(x_key:gsub("_", " ")),
-      "set logscale x", "set key outside right", "set grid",
-      "set terminal pngcairo size 760,420 noenhanced", ("set output %q"):format(pm.key .. ".png") }
+      "set logscale x", "set key below", "set grid", "set offsets 0, 0, graph 0.05, graph 0.05",
+      xrange, "set terminal pngcairo size 760,420 noenhanced", ("set output %q"):format(pm.key .. ".png") }
     local plot_cmds = {}
     for si, name in ipairs(order) do
-      local dat = {}
+      local dat, has_bound = {}, false
       local xs = {}
       for x in pairs(groups[name]) do xs[#xs + 1] = x end
       table.sort(xs)
@@ -113,6 +119,7 @@ local function sweep_plots(outdir, runs, keys, x_key)
         if #vals > 0 then
           local m, se = mean_se(vals)
           local bm = #bvals > 0 and mean_se(bvals) or nil
+          has_bound = has_bound or bm ~= nil
           dat[#dat + 1] = ("%.10g %.10g %.10g %s"):format(x, m, se, bm and ("%.10g"):format(bm) or "NaN")
           any = true
         end
@@ -120,7 +127,7 @@ local function sweep_plots(outdir, runs, keys, x_key)
       local file = ("%s_s%d.dat"):format(pm.key, si)
       write(outdir .. "/" .. file, "# " .. x_key .. " mean stderr bound\n" .. table.concat(dat, "\n") .. "\n")
       plot_cmds[#plot_cmds + 1] = ("%q using 1:2:3 with yerrorlines lw 2 lc %d title %q"):format(file, si, name)
-      if pm.bound then
+      if pm.bound and has_bound then
         plot_cmds[#plot_cmds + 1] = ("%q using 1:4 with lines dt 2 lc %d title %q"):format(file, si,
           "certified bound, " .. name)
       end
@@ -153,7 +160,7 @@ local function epoch_plots(outdir, runs)
     end
     if any and #cmds <= 24 then
       local gp = { ("set title %q"):format(key:gsub("_", " ") .. " by epoch"), 'set xlabel "epoch"', "set grid",
-        "set key outside right", "set terminal pngcairo size 760,420 noenhanced",
+        "set key outside right font ',8'", "set terminal pngcairo size 1000,440 noenhanced",
         ("set output %q"):format("epoch_" .. key .. ".png"), "plot " .. table.concat(cmds, ", \\\n     ") }
       write(outdir .. "/epoch_" .. key .. ".gp", table.concat(gp, "\n") .. "\n")
       plots[#plots + 1] = { file = "epoch_" .. key .. ".png", script = "epoch_" .. key .. ".gp",
@@ -204,7 +211,8 @@ function report.build(dir, opts)
     "<title>collapse report: " .. html_escape(dir) .. "</title>",
     "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
       .. "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}"
-      .. "img{max-width:100%;border:1px solid #ddd;margin:4px}.bad{color:#a00}</style>",
+      .. "figure{display:inline-block;width:48%;margin:0.5%;vertical-align:top}"
+      .. "img{width:100%;border:1px solid #ddd}.bad{color:#a00}</style>",
     "</head><body>", "<h1>collapse report</h1>",
     ("<p>%d run(s) from <code>%s</code>%s.</p>"):format(#runs, html_escape(dir),
       x_key and (", plotted against " .. html_escape(x_key)) or "") }
@@ -232,6 +240,20 @@ function report.build(dir, opts)
   if fs.exists(dir .. "/sweep.csv") then
     h[#h + 1] = '<p>All numbers: <a href="../sweep.csv">sweep.csv</a>.</p>'
   end
+  -- Marks the page with how many images loaded (read by the browser test, shown when some fail).
+  h[#h + 1] = [[<script>
+window.addEventListener("load", function () {
+  var imgs = document.images, ok = 0;
+  for (var i = 0; i < imgs.length; i++) if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++;
+  document.body.setAttribute("data-images-loaded", ok + "/" + imgs.length);
+  if (ok < imgs.length) {
+    var p = document.createElement("p");
+    p.className = "bad";
+    p.textContent = (imgs.length - ok) + " plot image(s) could not be loaded.";
+    document.body.insertBefore(p, document.body.firstChild);
+  }
+});
+</script>]]
   h[#h + 1] = "</body></html>"
   local index = outdir .. "/index.html"
   write(index, table.concat(h, "\n") .. "\n")
