@@ -34,4 +34,7 @@ build = {
     COLLAPSE_BUILD_TESTS = "OFF",
     COLLAPSE_INSTALL_CLIB = "OFF", -- the C library and header install with CMake (README)
   },
+  install = {
+    bin = { collapse = "scripts/collapse" },
+  },
 }
