@@ -149,3 +149,32 @@ describe("nc errors", function()
     expect_error("q must be in (0, 1)", nc.measure, x, { 1, 1, 2, 2, 2 }, { q = 1.5 })
   end)
 end)
+
+describe("nc.measure memory", function()
+  it("60,000 x 512 float32 features, C = 10: extra peak memory under 64 MB", function()
+    -- In a fresh process, so the peak (VmHWM) belongs to this measurement alone.
+    local script = [[
+      local collapse = require("collapse")
+      local x = collapse.randn({60000, 512}, { rng = collapse.rng(1) })   -- 123 MB, written
+      local labels = collapse.zeros({60000}, "int32")
+      for i = 1, 60000 do labels[i] = (i - 1) % 10 + 1 end
+      local W = collapse.randn({10, 512}, { rng = collapse.rng(2) })
+      collectgarbage(); collectgarbage()
+      local before = collapse.core.peak_rss_kb()
+      local m = collapse.nc.measure(x, labels, { classifier = W })
+      assert(m.intra_cos == m.intra_cos)
+      print(collapse.core.peak_rss_kb() - before)
+    ]]
+    local path = os.tmpname()
+    local f = io.open(path, "w")
+    f:write(script)
+    f:close()
+    local p = io.popen(fixture.root .. "/scripts/lua " .. path .. " 2>&1")
+    local out = p:read("a")
+    p:close()
+    os.remove(path)
+    local extra_kb = tonumber(out:match("(%-?%d+)%s*$"))
+    assert.is_not_nil(extra_kb, out)
+    assert.is_true(extra_kb < 64 * 1024, ("extra peak %d kB"):format(extra_kb))
+  end)
+end)

@@ -222,6 +222,35 @@ function data.conic(opts)
   return data.Dataset{ x = x:to(dtype), y = core.tensor(labels, "int32"), classes = o.classes, name = "conic" }
 end
 
+--- The paper's "MLP teacher" data: x from N(0, I) in R^dim, labels = argmax of a random MLP
+-- (depth Linear layers of the given width with ReLU between them, PyTorch's default uniform
+-- initialisation), so the classes are learnable by a network of the same shape.
+function data.teacher(opts)
+  local fn = "teacher"
+  local o = check_opts(fn, opts, { classes = 10, dim = 16, n = 10000, depth = 3, width = 300, seed = 0, dtype = false })
+  positive_int(fn, "classes", o.classes); positive_int(fn, "dim", o.dim); positive_int(fn, "n", o.n)
+  positive_int(fn, "depth", o.depth); positive_int(fn, "width", o.width)
+  if o.classes < 2 then fail(fn, "classes must be at least 2, got %d", o.classes) end
+  local dtype = o.dtype or collapse.default_dtype()
+  local g = collapse.rng(o.seed)
+  local x = core.randn({ o.n, o.dim }, "float64", g)
+  local h, prev = x, o.dim
+  for layer = 1, o.depth do
+    local out = layer == o.depth and o.classes or o.width
+    local bound = 1 / math.sqrt(prev)
+    local W = core.rand({ out, prev }, "float64", g) * (2 * bound) - bound
+    local b = core.rand({ out }, "float64", g) * (2 * bound) - bound
+    h = h:matmul(W:t()) + b
+    if layer < o.depth then
+      local relu = core.zeros(h:shape(), "float64")
+      core.relu_forward(h, relu)
+      h = relu
+    end
+    prev = out
+  end
+  return data.Dataset{ x = x:to(dtype), y = h:argmax(2), classes = o.classes, name = "teacher" }
+end
+
 -- Loaders ------------------------------------------------------------------------------------
 
 local FASHION_DIR = "/usr/share/datasets/fashion-mnist"
