@@ -4,11 +4,7 @@
 local collapse = require("collapse")
 local nn, optim, nc = collapse.nn, collapse.optim, collapse.nc
 
-local function expect_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error matching " .. pattern)
-  assert.matches(pattern, tostring(err), 1, true)
-end
+local expect_error = require("support.expect").error
 
 local function rel(a, b) return math.abs(a - b) / math.abs(b) end
 

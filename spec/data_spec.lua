@@ -3,11 +3,7 @@ local collapse = require("collapse")
 local data = collapse.data
 local fixture = require("support.fixture")
 
-local function expect_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error matching " .. pattern)
-  assert.matches(pattern, tostring(err), 1, true)
-end
+local expect_error = require("support.expect").error
 
 local function tmpname(suffix)
   local p = os.tmpname()

@@ -6,11 +6,7 @@ local fs = require("collapse.fs")
 local models = require("collapse.models")
 local fixture = require("support.fixture")
 
-local function expect_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error matching " .. pattern)
-  assert.matches(pattern, tostring(err), 1, true)
-end
+local expect_error = require("support.expect").error
 
 local function tmpdir()
   local p = io.popen("mktemp -d")

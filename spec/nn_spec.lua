@@ -4,11 +4,7 @@ local collapse = require("collapse")
 local fixture = require("support.fixture")
 local nn = collapse.nn
 
-local function expect_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error matching " .. pattern)
-  assert.matches(pattern, tostring(err), 1, true)
-end
+local expect_error = require("support.expect").error
 
 -- The fixture network Linear(5,7)-BatchNorm1d(7)-ReLU-Linear(7,4) with PyTorch's initial values.
 local function fixture_model(fx)

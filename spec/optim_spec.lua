@@ -3,11 +3,7 @@ local collapse = require("collapse")
 local fixture = require("support.fixture")
 local optim = collapse.optim
 
-local function expect_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error matching " .. pattern)
-  assert.matches(pattern, tostring(err), 1, true)
-end
+local expect_error = require("support.expect").error
 
 describe("optimisers against PyTorch (float64, 1e-10)", function()
   local fx = fixture.read("torch/optim.txt")

@@ -27,11 +27,7 @@ local function max_rel_err(t, ref)
   return worst
 end
 
-local function expect_error(pattern, f, ...)
-  local ok, err = pcall(f, ...)
-  assert.is_false(ok, "expected an error matching " .. pattern)
-  assert.matches(pattern, tostring(err), 1, true)
-end
+local expect_error = require("support.expect").error
 
 describe("tensor constructors", function()
   it("zeros/ones/full give the shape, dtype and value asked for", function()
