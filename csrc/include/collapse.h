@@ -497,7 +497,7 @@ COLLAPSE_API collapse_status collapse_conv2d_forward_f64(const int64_t input_sha
                                                          int64_t padding);
 /* grad_input = d/dx (overwritten), grad_weight += d/dW, grad_bias += sum of grad_output over
  * N, Ho, Wo (in double); each of the three may be NULL. input is needed (non-NULL) only for
- * grad_weight, weight only for grad_input. */
+ * grad_weight, weight only for grad_input, columns only for either of them. */
 COLLAPSE_API collapse_status collapse_conv2d_backward_f32(const int64_t input_shape[4], const int64_t weight_shape[4],
                                                           const float *input, const float *grad_output,
                                                           float *grad_input, const float *weight, float *grad_weight,

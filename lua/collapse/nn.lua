@@ -440,4 +440,7 @@ function CrossEntropyLoss:backward(logits, labels)
   return self.grad
 end
 
+-- Convolutional layers (Conv2d, BatchNorm2d, MaxPool2d, AvgPool2d) live in conv.lua.
+require("collapse.conv")(nn)
+
 return nn

@@ -1,0 +1,32 @@
+/* Batch normalisation over the channels of NCHW input (PyTorch BatchNorm2d); statistics in double. */
+#include "collapse.h"
+#include "core/args.h"
+#include "nn/nchw.h"
+
+/* Sizes of one call: n samples, c channels, hw = H W values per (sample, channel) plane. */
+typedef struct cl_bn2d_geom { int64_t n, c, hw, m; } cl_bn2d_geom;
+
+static collapse_status cl_bn2d_geometry(const char *fn, const int64_t *shape, cl_bn2d_geom *g) {
+    COLLAPSE_TRY(cl_need_shape4(fn, "input shape", shape, NULL));
+    g->n = shape[0], g->c = shape[1], g->hw = shape[2] * shape[3];
+    g->m = g->n * g->hw;
+    return COLLAPSE_OK;
+}
+
+/* Train mode needs two values per channel (PyTorch: "Expected more than 1 value per channel"). */
+static collapse_status cl_bn2d_need_two(const int64_t *shape, const cl_bn2d_geom *g) {
+    if (g->m >= 2) return COLLAPSE_OK;
+    char b[CL_SHAPE_STR];
+    return collapse_fail(COLLAPSE_ERR_ARG,
+                         "batchnorm2d: training needs at least 2 values per channel (N H W), got input %s",
+                         cl_shape4_str(b, shape));
+}
+
+#define CL_DOUBLE 0
+#include "core/generic.h"
+#include "nn/batchnorm2d_impl.h"
+#include "core/generic_end.h"
+#define CL_DOUBLE 1
+#include "core/generic.h"
+#include "nn/batchnorm2d_impl.h"
+#include "core/generic_end.h"
