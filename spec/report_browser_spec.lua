@@ -5,6 +5,8 @@ local fs = require("collapse.fs")
 local models = require("collapse.models")
 
 local CHROMIUM = "/usr/bin/chromium"
+-- The browser must not inherit the sanitizer run's LD_PRELOAD (libasan), and never hangs a run.
+local LAUNCH = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS timeout 120 " .. CHROMIUM
 local FLAGS = "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking "
   .. "--disable-component-update --disable-sync --enable-logging=stderr --v=0 --virtual-time-budget=5000"
 
@@ -32,7 +34,7 @@ describe("report in a browser", function()
     local index = require("collapse.report").build(dir)
     local profile = run("mktemp -d"):match("%S+")
     local log = dir .. "/chromium.log"
-    local dom = run(("%s %s --user-data-dir=%s --dump-dom 'file://%s' 2>%s"):format(CHROMIUM, FLAGS, profile, index, log))
+    local dom = run(("%s %s --user-data-dir=%s --dump-dom 'file://%s' 2>%s"):format(LAUNCH, FLAGS, profile, index, log))
     local loaded, total = dom:match('data%-images%-loaded="(%d+)/(%d+)"')
     assert.is_not_nil(loaded, "the page's load handler did not run")
     assert.is_true(tonumber(total) >= 5, "only " .. tostring(total) .. " images on the page")
@@ -45,7 +47,7 @@ describe("report in a browser", function()
     local shot = (os.getenv("COLLAPSE_BUILD_DIR") or dir) .. "/report-screenshot.png"
     os.remove(shot)
     run(("%s %s --user-data-dir=%s --window-size=1100,1800 --screenshot='%s' 'file://%s' 2>/dev/null"):format(
-      CHROMIUM, FLAGS, profile, shot, index))
+      LAUNCH, FLAGS, profile, shot, index))
     local png = fs.read(shot)
     assert.is_not_nil(png, "no screenshot written")
     assert.equal("\137PNG", png:sub(1, 4))
