@@ -144,7 +144,8 @@ return function(spec)
         if TOP_LEVEL_KEYS[k] then e[k] = v end
       end
       e.optimizer, e.config, e.seed, e.run_id, e.out = opt, cfg, run.seed, run.id, nil
-      if e.progress == nil then e.progress = progress end
+      -- one line per run here; per-epoch lines only when the experiment spec asks for them
+      if e.progress == nil then e.progress = false end
       if progress then
         local eta = ""
         if done_now > 0 then
@@ -155,6 +156,11 @@ return function(spec)
       end
       r = collapse.experiment(e):run()
       r.model = nil
+      if progress then
+        local f = r.final
+        print(("        done in %.1f s: loss %.4g, train accuracy %.4f%s"):format(r.seconds, f.train_loss,
+          f.train_accuracy, f.intra_cos and (", intra %.4f, inter %.4f"):format(f.intra_cos, f.inter_cos) or ""))
+      end
       r.grid = run.point
       fs.write_atomic(path, json.encode(r, { indent = 1 }) .. "\n")
       done_now = done_now + 1
