@@ -16,6 +16,17 @@
 #  define CL_ALWAYS_INLINE
 #endif
 
+/* Runtime dispatch for the hot elementwise loops: GCC compiles the function for baseline x86-64,
+ * AVX2 and AVX-512 and picks one at load time (ifunc), so builds stay portable (no -march).
+ * The library is built with -ffp-contract=off: no clone fuses a*b+c into an FMA, so every clone
+ * computes bit-identical results (the loops vectorise across independent elements). */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && __GNUC__ >= 8 && \
+    !defined(COLLAPSE_NO_CLONES)
+#  define CL_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#  define CL_CLONES
+#endif
+
 /* Column block for per-feature reductions: stack accumulators of this many doubles. */
 #define CL_NN_BLOCK 256
 

@@ -381,3 +381,51 @@ collapse_status collapse_tensor_index_rows(const collapse_tensor *t, const colla
     collapse_tensor_release(src);
     return COLLAPSE_OK;
 }
+
+collapse_status collapse_tensor_index_rows_into(const collapse_tensor *t, const collapse_tensor *index, int64_t start,
+                                                int64_t count, int index_base, collapse_tensor *out) {
+    static const char fn[] = "rows_into";
+    if (!t || !index || !out) return collapse_fail(COLLAPSE_ERR_ARG, "%s: tensor, index and out are required", fn);
+    if (t->ndim < 1) return collapse_fail(COLLAPSE_ERR_SHAPE, "%s: expected a tensor with at least 1 dimension", fn);
+    if (index->dtype != COLLAPSE_INT32 || index->ndim != 1)
+        return collapse_fail(COLLAPSE_ERR_DTYPE, "%s: index must be a 1-d int32 tensor, got a %d-d %s tensor", fn,
+                             index->ndim, collapse_dtype_name(index->dtype));
+    if (start < 0 || count < 0 || start > index->shape[0] || count > index->shape[0] - start)
+        return collapse_fail(COLLAPSE_ERR_RANGE, "%s: positions %lld..%lld are outside the index of length %lld", fn,
+                             (long long)start + 1, (long long)(start + count), (long long)index->shape[0]);
+    char want[SHAPE_BUF], got[SHAPE_BUF];
+    int64_t shape[COLLAPSE_MAX_DIMS];
+    shape[0] = count;
+    for (int d = 1; d < t->ndim; d++) shape[d] = t->shape[d];
+    int same = out->ndim == t->ndim && out->dtype == t->dtype;
+    for (int d = 0; same && d < t->ndim; d++) same = out->shape[d] == shape[d];
+    if (!same)
+        return collapse_fail(COLLAPSE_ERR_SHAPE, "%s: out must be a %s tensor %s, got a %s tensor %s", fn,
+                             collapse_dtype_name(t->dtype), shape_str(t->ndim, shape, want, sizeof want),
+                             collapse_dtype_name(out->dtype), shape_str(out->ndim, out->shape, got, sizeof got));
+    if (!collapse_tensor_is_contiguous(out))
+        return collapse_fail(COLLAPSE_ERR_ARG, "%s: out must be contiguous", fn);
+    if (out->storage == t->storage || out->storage == index->storage)
+        return collapse_fail(COLLAPSE_ERR_ARG, "%s: out must not share memory with the tensor or the index", fn);
+    int64_t rows = t->shape[0];
+    const int32_t *ix = (const int32_t *)index->storage->data + index->offset;
+    const int64_t is = index->strides[0];
+    for (int64_t i = 0; i < count; i++) {
+        int64_t r = (int64_t)ix[(start + i) * is] - index_base;
+        if (r < 0 || r >= rows)
+            return collapse_fail(COLLAPSE_ERR_RANGE, "%s: index %lld at position %lld out of range %d..%lld", fn,
+                                 (long long)(r + index_base), (long long)(start + i + 1), index_base,
+                                 (long long)(rows - 1 + index_base));
+    }
+    collapse_tensor *src;
+    COLLAPSE_TRY(collapse_tensor_contiguous((collapse_tensor *)t, &src));
+    size_t row_bytes = (size_t)shape_numel(t->ndim - 1, t->shape + 1) * tensor_elem_size(t);
+    char *dst = tensor_ptr(out);
+    const char *base = tensor_ptr(src);
+    for (int64_t i = 0; i < count; i++) {
+        int64_t r = (int64_t)ix[(start + i) * is] - index_base;
+        memcpy(dst + (size_t)i * row_bytes, base + (size_t)r * row_bytes, row_bytes);
+    }
+    collapse_tensor_release(src);
+    return COLLAPSE_OK;
+}

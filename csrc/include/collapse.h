@@ -115,6 +115,12 @@ COLLAPSE_API collapse_status collapse_tensor_to(const collapse_tensor *t, collap
 /* Gathers rows (first-dimension slices) at 0-based `index` (int32 tensor, 1-d). */
 COLLAPSE_API collapse_status collapse_tensor_index_rows(const collapse_tensor *t, const collapse_tensor *index,
                                                         int index_base, collapse_tensor **out);
+/* The same into an existing contiguous `out` [count x ...] (no allocation), from positions
+ * start .. start+count-1 (0-based) of `index`: a mini-batch gathered into a reused buffer.
+ * Every index is checked before anything is written; out must not share memory with t or index. */
+COLLAPSE_API collapse_status collapse_tensor_index_rows_into(const collapse_tensor *t, const collapse_tensor *index,
+                                                             int64_t start, int64_t count, int index_base,
+                                                             collapse_tensor *out);
 
 /* Arithmetic (float dtypes; the result is a new contiguous tensor). `u` must have t's shape,
  * be a single element, or match t's trailing dimensions (a bias row broadcast over rows). */
@@ -223,6 +229,32 @@ COLLAPSE_API collapse_status collapse_batchnorm_backward_train_f64(int64_t n, in
                                                                    const double *gamma, double *ggamma,
                                                                    double *gbeta, const double *save_mean,
                                                                    const double *save_invstd);
+/* BatchNorm (train) followed by ReLU in one kernel: y = relu(batchnorm_forward_train(x)), the
+ * same values as the two kernels in turn (the BN output is never stored). The backward takes that
+ * y and the gradient gy at it: gx, ggamma, gbeta as batchnorm_backward_train applied to
+ * relu_backward(y, gy), without the intermediate array. gx may equal gy. */
+COLLAPSE_API collapse_status collapse_batchnorm_relu_forward_train_f32(int64_t n, int64_t f, const float *x, float *y,
+                                                                       const float *gamma, const float *beta,
+                                                                       float *running_mean, float *running_var,
+                                                                       float *save_mean, float *save_invstd,
+                                                                       double momentum, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm_relu_forward_train_f64(int64_t n, int64_t f, const double *x,
+                                                                       double *y, const double *gamma,
+                                                                       const double *beta, double *running_mean,
+                                                                       double *running_var, double *save_mean,
+                                                                       double *save_invstd, double momentum,
+                                                                       double eps);
+COLLAPSE_API collapse_status collapse_batchnorm_relu_backward_train_f32(int64_t n, int64_t f, const float *x,
+                                                                        const float *y, const float *gy, float *gx,
+                                                                        const float *gamma, float *ggamma,
+                                                                        float *gbeta, const float *save_mean,
+                                                                        const float *save_invstd);
+COLLAPSE_API collapse_status collapse_batchnorm_relu_backward_train_f64(int64_t n, int64_t f, const double *x,
+                                                                        const double *y, const double *gy,
+                                                                        double *gx, const double *gamma,
+                                                                        double *ggamma, double *gbeta,
+                                                                        const double *save_mean,
+                                                                        const double *save_invstd);
 /* Gradient of the eval-mode forward (a fixed affine map per feature):
  * gx = gy * gamma / sqrt(running_var + eps) (or NULL; may equal gy), ggamma += sum gy * xhat,
  * gbeta += sum gy. x and running_mean are needed only for ggamma (may be NULL otherwise). */
@@ -276,6 +308,13 @@ COLLAPSE_API collapse_status collapse_sgd_step_f32(int64_t n, float *x, const fl
 COLLAPSE_API collapse_status collapse_sgd_step_f64(int64_t n, double *x, const double *g, double *momentum_buf,
                                                    int *buf_ready, double lr, double momentum, double dampening,
                                                    int nesterov, double weight_decay);
+/* The same step, then g = 0 in the same pass over memory (step() followed by zero_grad()). */
+COLLAPSE_API collapse_status collapse_sgd_step_zero_grad_f32(int64_t n, float *x, float *g, float *momentum_buf,
+                                                             int *buf_ready, double lr, double momentum,
+                                                             double dampening, int nesterov, double weight_decay);
+COLLAPSE_API collapse_status collapse_sgd_step_zero_grad_f64(int64_t n, double *x, double *g, double *momentum_buf,
+                                                             int *buf_ready, double lr, double momentum,
+                                                             double dampening, int nesterov, double weight_decay);
 
 /* torch.optim.Adam (decoupled == 0: g += weight_decay x) / AdamW (decoupled != 0:
  * x *= 1 - lr weight_decay first). step is this update's 1-based count (the caller
@@ -289,6 +328,13 @@ COLLAPSE_API collapse_status collapse_adam_step_f32(int64_t n, float *x, const f
 COLLAPSE_API collapse_status collapse_adam_step_f64(int64_t n, double *x, const double *g, double *m, double *v,
                                                     int64_t step, double lr, double beta1, double beta2,
                                                     double eps, double weight_decay, int decoupled);
+/* The same step, then g = 0 in the same pass over memory (step() followed by zero_grad()). */
+COLLAPSE_API collapse_status collapse_adam_step_zero_grad_f32(int64_t n, float *x, float *g, float *m, float *v,
+                                                              int64_t step, double lr, double beta1, double beta2,
+                                                              double eps, double weight_decay, int decoupled);
+COLLAPSE_API collapse_status collapse_adam_step_zero_grad_f64(int64_t n, double *x, double *g, double *m, double *v,
+                                                              int64_t step, double lr, double beta1, double beta2,
+                                                              double eps, double weight_decay, int decoupled);
 
 /* ==== neural-collapse metrics (csrc/nc, docs/metrics.md) ============================ */
 /* ---- neural-collapse metrics ----------------------------------------------------

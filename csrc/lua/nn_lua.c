@@ -150,6 +150,56 @@ static int l_batchnorm_backward(lua_State *L) {
     return 0;
 }
 
+/* batchnorm_relu_forward(x, y, gamma|nil, beta|nil, running_mean|nil, running_var|nil, momentum, eps,
+ *                        save_mean, save_invstd): train mode, y = relu(bn(x)) */
+static int l_batchnorm_relu_forward(lua_State *L) {
+    const char *fn = "batchnorm_relu_forward";
+    collapse_dtype dt = float_dtype(L, 1, fn, "x");
+    int64_t n, f;
+    collapse_tensor *x = arg_tensor(L, 1, fn, "x", dt, -1, 0);
+    matrix_dims(L, x, fn, &n, &f);
+    collapse_tensor *y = arg_tensor(L, 2, fn, "output", dt, n * f, 0);
+    collapse_tensor *gamma = arg_tensor(L, 3, fn, "weight", dt, f, 1);
+    collapse_tensor *beta = arg_tensor(L, 4, fn, "bias", dt, f, 1);
+    collapse_tensor *rm = arg_tensor(L, 5, fn, "running_mean", dt, f, 1);
+    collapse_tensor *rv = arg_tensor(L, 6, fn, "running_var", dt, f, 1);
+    double momentum = luaL_checknumber(L, 7), eps = luaL_checknumber(L, 8);
+    collapse_tensor *sm = arg_tensor(L, 9, fn, "save_mean", dt, f, 0);
+    collapse_tensor *si = arg_tensor(L, 10, fn, "save_invstd", dt, f, 0);
+    collapse_status s = dt == COLLAPSE_FLOAT32
+        ? collapse_batchnorm_relu_forward_train_f32(n, f, ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(rm), ptr(rv),
+                                                    ptr(sm), ptr(si), momentum, eps)
+        : collapse_batchnorm_relu_forward_train_f64(n, f, ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(rm), ptr(rv),
+                                                    ptr(sm), ptr(si), momentum, eps);
+    CHECK_STATUS(L, s);
+    return 0;
+}
+
+/* batchnorm_relu_backward(x, y, gy, gx|nil, gamma|nil, save_mean, save_invstd, ggamma|nil, gbeta|nil):
+ * train mode, y the fused output, gy the gradient at y */
+static int l_batchnorm_relu_backward(lua_State *L) {
+    const char *fn = "batchnorm_relu_backward";
+    collapse_dtype dt = float_dtype(L, 1, fn, "x");
+    int64_t n, f;
+    collapse_tensor *x = arg_tensor(L, 1, fn, "x", dt, -1, 0);
+    matrix_dims(L, x, fn, &n, &f);
+    collapse_tensor *y = arg_tensor(L, 2, fn, "output", dt, n * f, 0);
+    collapse_tensor *gy = arg_tensor(L, 3, fn, "grad_output", dt, n * f, 0);
+    collapse_tensor *gx = arg_tensor(L, 4, fn, "grad_input", dt, n * f, 1);
+    collapse_tensor *gamma = arg_tensor(L, 5, fn, "weight", dt, f, 1);
+    collapse_tensor *sm = arg_tensor(L, 6, fn, "save_mean", dt, f, 0);
+    collapse_tensor *si = arg_tensor(L, 7, fn, "save_invstd", dt, f, 0);
+    collapse_tensor *gg = arg_tensor(L, 8, fn, "weight_grad", dt, f, 1);
+    collapse_tensor *gb = arg_tensor(L, 9, fn, "bias_grad", dt, f, 1);
+    collapse_status s = dt == COLLAPSE_FLOAT32
+        ? collapse_batchnorm_relu_backward_train_f32(n, f, ptr(x), ptr(y), ptr(gy), ptr(gx), ptr(gamma), ptr(gg),
+                                                     ptr(gb), ptr(sm), ptr(si))
+        : collapse_batchnorm_relu_backward_train_f64(n, f, ptr(x), ptr(y), ptr(gy), ptr(gx), ptr(gamma), ptr(gg),
+                                                     ptr(gb), ptr(sm), ptr(si));
+    CHECK_STATUS(L, s);
+    return 0;
+}
+
 typedef collapse_status (*act_fwd_f32)(int64_t, const float *, float *);
 typedef collapse_status (*act_fwd_f64)(int64_t, const double *, double *);
 typedef collapse_status (*act_bwd_f32)(int64_t, const float *, const float *, float *);
@@ -207,7 +257,7 @@ static int l_cross_entropy(lua_State *L) {
     return 1;
 }
 
-/* sgd_step(x, g, buf|nil, first, lr, momentum, dampening, nesterov, weight_decay) */
+/* sgd_step(x, g, buf|nil, first, lr, momentum, dampening, nesterov, weight_decay [, zero_grad]) */
 static int l_sgd_step(lua_State *L) {
     const char *fn = "sgd_step";
     collapse_dtype dt = float_dtype(L, 1, fn, "param");
@@ -219,14 +269,20 @@ static int l_sgd_step(lua_State *L) {
     double lr = luaL_checknumber(L, 5), mom = luaL_checknumber(L, 6), damp = luaL_checknumber(L, 7);
     int nesterov = lua_toboolean(L, 8);
     double wd = luaL_checknumber(L, 9);
-    collapse_status s = dt == COLLAPSE_FLOAT32
-        ? collapse_sgd_step_f32(n, ptr(x), ptr(g), ptr(buf), &ready, lr, mom, damp, nesterov, wd)
-        : collapse_sgd_step_f64(n, ptr(x), ptr(g), ptr(buf), &ready, lr, mom, damp, nesterov, wd);
+    collapse_status s;
+    if (lua_toboolean(L, 10)) /* zero the gradient in the same pass */
+        s = dt == COLLAPSE_FLOAT32
+            ? collapse_sgd_step_zero_grad_f32(n, ptr(x), ptr(g), ptr(buf), &ready, lr, mom, damp, nesterov, wd)
+            : collapse_sgd_step_zero_grad_f64(n, ptr(x), ptr(g), ptr(buf), &ready, lr, mom, damp, nesterov, wd);
+    else
+        s = dt == COLLAPSE_FLOAT32
+            ? collapse_sgd_step_f32(n, ptr(x), ptr(g), ptr(buf), &ready, lr, mom, damp, nesterov, wd)
+            : collapse_sgd_step_f64(n, ptr(x), ptr(g), ptr(buf), &ready, lr, mom, damp, nesterov, wd);
     CHECK_STATUS(L, s);
     return 0;
 }
 
-/* adam_step(x, g, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled) */
+/* adam_step(x, g, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled [, zero_grad]) */
 static int l_adam_step(lua_State *L) {
     const char *fn = "adam_step";
     collapse_dtype dt = float_dtype(L, 1, fn, "param");
@@ -239,9 +295,15 @@ static int l_adam_step(lua_State *L) {
     double lr = luaL_checknumber(L, 6), b1 = luaL_checknumber(L, 7), b2 = luaL_checknumber(L, 8);
     double eps = luaL_checknumber(L, 9), wd = luaL_checknumber(L, 10);
     int decoupled = lua_toboolean(L, 11);
-    collapse_status s = dt == COLLAPSE_FLOAT32
-        ? collapse_adam_step_f32(n, ptr(x), ptr(g), ptr(m), ptr(v), step, lr, b1, b2, eps, wd, decoupled)
-        : collapse_adam_step_f64(n, ptr(x), ptr(g), ptr(m), ptr(v), step, lr, b1, b2, eps, wd, decoupled);
+    collapse_status s;
+    if (lua_toboolean(L, 12)) /* zero the gradient in the same pass */
+        s = dt == COLLAPSE_FLOAT32
+            ? collapse_adam_step_zero_grad_f32(n, ptr(x), ptr(g), ptr(m), ptr(v), step, lr, b1, b2, eps, wd, decoupled)
+            : collapse_adam_step_zero_grad_f64(n, ptr(x), ptr(g), ptr(m), ptr(v), step, lr, b1, b2, eps, wd, decoupled);
+    else
+        s = dt == COLLAPSE_FLOAT32
+            ? collapse_adam_step_f32(n, ptr(x), ptr(g), ptr(m), ptr(v), step, lr, b1, b2, eps, wd, decoupled)
+            : collapse_adam_step_f64(n, ptr(x), ptr(g), ptr(m), ptr(v), step, lr, b1, b2, eps, wd, decoupled);
     CHECK_STATUS(L, s);
     return 0;
 }
@@ -250,6 +312,7 @@ void binding_open_nn(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"linear_forward", l_linear_forward}, {"linear_backward", l_linear_backward},
         {"batchnorm_forward", l_batchnorm_forward}, {"batchnorm_backward", l_batchnorm_backward},
+        {"batchnorm_relu_forward", l_batchnorm_relu_forward}, {"batchnorm_relu_backward", l_batchnorm_relu_backward},
         {"relu_forward", l_relu_forward}, {"relu_backward", l_relu_backward},
         {"tanh_forward", l_tanh_forward}, {"tanh_backward", l_tanh_backward},
         {"cross_entropy", l_cross_entropy}, {"sgd_step", l_sgd_step}, {"adam_step", l_adam_step},

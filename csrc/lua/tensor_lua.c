@@ -431,6 +431,21 @@ static int m_rows(lua_State *L) {
     return 1;
 }
 
+/* t:rows_into(out, index [, start = 1, count = #index - start + 1]) -> out: rows
+ * index[start .. start+count-1] of t gathered into out (no allocation; index an int32 tensor). */
+static int m_rows_into(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    collapse_tensor *out = tensor_check(L, 2);
+    collapse_tensor *idx = tensor_test(L, 3);
+    if (!idx) return luaL_error(L, "rows_into: index must be an int32 tensor, got %s", luaL_typename(L, 3));
+    int64_t len = collapse_tensor_ndim(idx) == 1 ? collapse_tensor_size(idx, 0) : 0;
+    lua_Integer start = luaL_optinteger(L, 4, 1);
+    lua_Integer count = luaL_optinteger(L, 5, len - start + 1);
+    CHECK_STATUS(L, collapse_tensor_index_rows_into(t, idx, (int64_t)start - 1, (int64_t)count, 1, out));
+    lua_settop(L, 2);
+    return 1;
+}
+
 static int m_fill(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
     CHECK_STATUS(L, collapse_tensor_fill(t, luaL_checknumber(L, 2)));
@@ -625,7 +640,8 @@ static const luaL_Reg methods[] = {
     {"shape", m_shape}, {"size", m_size}, {"dim", m_dim}, {"numel", m_numel}, {"dtype", m_dtype},
     {"is_contiguous", m_is_contiguous}, {"get", m_get}, {"set", m_set}, {"totable", m_totable},
     {"clone", m_clone}, {"to", m_to}, {"contiguous", m_contiguous}, {"reshape", m_reshape}, {"t", m_t},
-    {"row", m_row}, {"select", m_select}, {"narrow", m_narrow}, {"rows", m_rows}, {"fill", m_fill},
+    {"row", m_row}, {"select", m_select}, {"narrow", m_narrow}, {"rows", m_rows}, {"rows_into", m_rows_into},
+    {"fill", m_fill},
     {"copy", m_copy}, {"add", m_add}, {"sub", m_sub}, {"mul", m_mul}, {"div", m_div}, {"matmul", m_matmul},
     {"sum", m_sum}, {"mean", m_mean}, {"max", m_max}, {"argmax", m_argmax}, {"norm", m_norm}, {"dot", m_dot},
     {"close", m_close}, {"tobytes", m_tobytes}, {NULL, NULL}};

@@ -10,6 +10,7 @@ static collapse_status CL_FN(act_check)(const char *fn, int64_t n, const void *a
     return COLLAPSE_OK;
 }
 
+CL_CLONES
 collapse_status CL_FN(collapse_relu_forward)(int64_t n, const real *x, real *y) {
     COLLAPSE_TRY(CL_FN(act_check)("relu_forward", n, x, "x", y, "y", NULL, NULL));
     /* x < 0 ? 0 : x keeps NaN (and -0.0) as torch.clamp_min(x, 0) does */
@@ -17,6 +18,7 @@ collapse_status CL_FN(collapse_relu_forward)(int64_t n, const real *x, real *y) 
     return COLLAPSE_OK;
 }
 
+CL_CLONES
 collapse_status CL_FN(collapse_relu_backward)(int64_t n, const real *y, const real *gy, real *gx) {
     COLLAPSE_TRY(CL_FN(act_check)("relu_backward", n, y, "y", gy, "grad_output", gx, "grad_input"));
     /* torch threshold_backward(gy, y, 0): y <= 0 ? 0 : gy */
@@ -33,6 +35,7 @@ collapse_status CL_FN(collapse_tanh_forward)(int64_t n, const real *x, real *y) 
     return COLLAPSE_OK;
 }
 
+CL_CLONES
 collapse_status CL_FN(collapse_tanh_backward)(int64_t n, const real *y, const real *gy, real *gx) {
     COLLAPSE_TRY(CL_FN(act_check)("tanh_backward", n, y, "y", gy, "grad_output", gx, "grad_input"));
     for (int64_t i = 0; i < n; i++) gx[i] = gy[i] * (1 - y[i] * y[i]);

@@ -7,6 +7,7 @@ static collapse_status CL_FN(linear_check)(const char *fn, int64_t n, int64_t in
     return COLLAPSE_OK;
 }
 
+CL_CLONES
 collapse_status CL_FN(collapse_linear_forward)(int64_t n, int64_t in, int64_t out, const real *x, real *y,
                                                const real *W, const real *b) {
     static const char fn[] = "linear_forward";
@@ -28,6 +29,7 @@ collapse_status CL_FN(collapse_linear_forward)(int64_t n, int64_t in, int64_t ou
     return COLLAPSE_OK;
 }
 
+CL_CLONES
 collapse_status CL_FN(collapse_linear_backward)(int64_t n, int64_t in, int64_t out, const real *x,
                                                 const real *gy, real *gx, const real *W, real *gW, real *gb) {
     static const char fn[] = "linear_backward";

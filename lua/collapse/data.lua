@@ -113,11 +113,14 @@ function Dataset:split(fraction, rng)
 end
 
 --- Iterator over (x, y) mini-batches: for x, y in ds:batches{batch_size = 128, shuffle = true, rng = g} do
+-- Shuffled batches are gathered into two buffers that the iterator reuses (no allocation per
+-- step): each (x, y) is valid until the next iteration; clone() one to keep it, or pass
+-- reuse = false for fresh tensors. Unshuffled batches are views of the dataset.
 function Dataset:batches(opts)
   opts = opts or {}
   for k in pairs(opts) do
-    if k ~= "batch_size" and k ~= "shuffle" and k ~= "rng" and k ~= "drop_last" then
-      fail("batches", "unknown option '%s' (batch_size, shuffle, rng, drop_last)", tostring(k))
+    if k ~= "batch_size" and k ~= "shuffle" and k ~= "rng" and k ~= "drop_last" and k ~= "reuse" then
+      fail("batches", "unknown option '%s' (batch_size, shuffle, rng, drop_last, reuse)", tostring(k))
     end
   end
   local bs = opts.batch_size or 128
@@ -127,21 +130,30 @@ function Dataset:batches(opts)
   if opts.shuffle == nil or opts.shuffle then
     order = (opts.rng or collapse.rng(0)):permutation(n)
   end
+  local reuse = opts.reuse ~= false
   local start = 1
   local x, y = self.x, self.y
+  local xshape = x:dim() > 0 and x:shape() or nil
+  local bx, by -- reused buffers, (re)made when the batch length changes (the last, short batch)
   return function()
     if start > n then return nil end
     local len = math.min(bs, n - start + 1)
     if opts.drop_last and len < bs then return nil end
-    local bx, by
-    if order then
+    local rx, ry
+    if order and reuse then
+      if not bx or bx:size(1) ~= len then
+        xshape[1] = len
+        bx, by = core.zeros(xshape, x:dtype()), core.zeros({ len }, y:dtype())
+      end
+      rx, ry = x:rows_into(bx, order, start, len), y:rows_into(by, order, start, len)
+    elseif order then
       local idx = order:narrow(1, start, len)
-      bx, by = x:rows(idx), y:rows(idx)
+      rx, ry = x:rows(idx), y:rows(idx)
     else
-      bx, by = x:narrow(1, start, len), y:narrow(1, start, len)
+      rx, ry = x:narrow(1, start, len), y:narrow(1, start, len)
     end
     start = start + len
-    return bx, by
+    return rx, ry
   end
 end
 

@@ -36,6 +36,42 @@ local function buffer(old, shape, dtype)
 end
 nn.buffer = buffer
 
+-- The same checks without building shape tables (no allocation once the buffer fits).
+-- rows(m, key, n, f, dtype): m[key] as an [n x f] matrix. The storage of the largest batch seen
+-- is kept in m._stores[key] and a smaller batch (an epoch's short last one) gets a view of its
+-- first n rows, so alternating batch sizes allocate nothing but the view.
+local function rows(m, key, n, f, dtype)
+  local cur = m[key]
+  if cur and cur:dim() == 2 and cur:size(1) == n and cur:size(2) == f and cur:dtype() == dtype then return cur end
+  local stores = m._stores
+  if not stores then stores = {}; m._stores = stores end
+  local store = stores[key]
+  if not (store and store:size(2) == f and store:dtype() == dtype and store:size(1) >= n) then
+    store = core.zeros({ n, f }, dtype)
+    stores[key] = store
+  end
+  if store:size(1) == n then return store end
+  return store:narrow(1, 1, n)
+end
+
+local function vector(old, f, dtype)
+  if old and old:dim() == 1 and old:size(1) == f and old:dtype() == dtype then return old end
+  return core.zeros({ f }, dtype)
+end
+
+-- m[key] shaped like tensor x (rows() for matrices).
+local function like(m, key, x)
+  local dtype, d = x:dtype(), x:dim()
+  if d == 2 then return rows(m, key, x:size(1), x:size(2), dtype) end
+  local old = m[key]
+  if old and old:dim() == d and old:dtype() == dtype then
+    local same = true
+    for i = 1, d do if old:size(i) ~= x:size(i) then same = false break end end
+    if same then return old end
+  end
+  return core.zeros(x:shape(), dtype)
+end
+
 local function shape_str(t) return "[" .. table.concat(t:shape(), " x ") .. "]" end
 
 -- Base module ---------------------------------------------------------------------------
@@ -87,7 +123,7 @@ function Module:to(dtype)
     if self[field] then self[field] = self[field]:to(dtype) end
   end
   self.dtype = dtype
-  self.output, self.grad_input = nil, nil
+  self.output, self.grad_input, self._stores = nil, nil, nil
   if self._refresh then self:_refresh() end
   return self
 end
@@ -152,7 +188,7 @@ end
 
 function Linear:forward(x)
   check_input(self, x, "Linear.forward", self.in_features)
-  self.output = buffer(self.output, { x:size(1), self.out_features }, self.dtype)
+  self.output = rows(self, "output", x:size(1), self.out_features, self.dtype)
   core.linear_forward(x, self.weight, self.bias, self.output)
   return self.output
 end
@@ -160,7 +196,7 @@ end
 function Linear:backward(x, gy, need_input_grad)
   check_input(self, x, "Linear.backward", self.in_features)
   if need_input_grad ~= false then
-    self.grad_input = buffer(self.grad_input, { x:size(1), self.in_features }, self.dtype)
+    self.grad_input = rows(self, "grad_input", x:size(1), self.in_features, self.dtype)
   end
   core.linear_backward(x, self.weight, gy, need_input_grad ~= false and self.grad_input or nil,
     self.weight_grad, self.bias_grad)
@@ -215,9 +251,9 @@ end
 function BatchNorm:forward(x)
   check_input(self, x, "BatchNorm.forward", self.features)
   local n = x:size(1)
-  self.output = buffer(self.output, { n, self.features }, self.dtype)
-  self.save_mean = buffer(self.save_mean, { self.features }, self.dtype)
-  self.save_invstd = buffer(self.save_invstd, { self.features }, self.dtype)
+  self.output = rows(self, "output", n, self.features, self.dtype)
+  self.save_mean = vector(self.save_mean, self.features, self.dtype)
+  self.save_invstd = vector(self.save_invstd, self.features, self.dtype)
   if self.training then
     if n < 2 then fail("BatchNorm.forward", "training needs a batch of at least 2 samples, got %d", n) end
     self.num_batches_tracked = self.num_batches_tracked + 1
@@ -230,11 +266,41 @@ end
 function BatchNorm:backward(x, gy, need_input_grad)
   check_input(self, x, "BatchNorm.backward", self.features)
   if need_input_grad ~= false then
-    self.grad_input = buffer(self.grad_input, { x:size(1), self.features }, self.dtype)
+    self.grad_input = rows(self, "grad_input", x:size(1), self.features, self.dtype)
   end
   core.batchnorm_backward(x, gy, need_input_grad ~= false and self.grad_input or nil, self.weight,
     self.save_mean, self.save_invstd, self.weight_grad, self.bias_grad, self.training,
     self.running_mean, self.running_var, self.eps)
+  return self.grad_input
+end
+
+--- BatchNorm (training mode) and the ReLU after it in one fused kernel, as nn.Sequential runs
+-- such a pair: returns relu.output = relu(bn(x)), the same values as bn:forward then
+-- relu:forward; the BatchNorm's own output buffer is not filled (nor the ReLU's grad_input by
+-- backward_relu).
+function BatchNorm:forward_relu(x, relu)
+  check_input(self, x, "BatchNorm.forward", self.features)
+  local n = x:size(1)
+  if n < 2 then fail("BatchNorm.forward", "training needs a batch of at least 2 samples, got %d", n) end
+  relu.output = rows(relu, "output", n, self.features, self.dtype)
+  self.save_mean = vector(self.save_mean, self.features, self.dtype)
+  self.save_invstd = vector(self.save_invstd, self.features, self.dtype)
+  self.num_batches_tracked = self.num_batches_tracked + 1
+  core.batchnorm_relu_forward(x, relu.output, self.weight, self.bias, self.running_mean, self.running_var,
+    self.momentum, self.eps, self.save_mean, self.save_invstd)
+  return relu.output
+end
+
+--- The backward of forward_relu: gy is the gradient at relu.output; returns grad_input (nil
+-- when need_input_grad == false) and accumulates the BatchNorm's parameter gradients.
+function BatchNorm:backward_relu(x, relu, gy, need_input_grad)
+  check_input(self, x, "BatchNorm.backward", self.features)
+  if need_input_grad ~= false then
+    self.grad_input = rows(self, "grad_input", x:size(1), self.features, self.dtype)
+  end
+  core.batchnorm_relu_backward(x, relu.output, gy, need_input_grad ~= false and self.grad_input or nil,
+    self.weight, self.save_mean, self.save_invstd, self.weight_grad, self.bias_grad)
+  if need_input_grad == false then return nil end
   return self.grad_input
 end
 
@@ -245,18 +311,19 @@ local function activation(name, fwd, bwd, uses_output)
   C.describe = function() return "nn." .. name .. "()" end
   function C:forward(x)
     if not collapse.is_tensor(x) then fail(name .. ".forward", "input must be a tensor, got %s", type(x)) end
-    self.output = buffer(self.output, x:shape(), x:dtype())
+    self.output = like(self, "output", x)
     fwd(x, self.output)
     return self.output
   end
   function C:backward(x, gy)
-    self.grad_input = buffer(self.grad_input, x:shape(), x:dtype())
+    self.grad_input = like(self, "grad_input", x)
     bwd(uses_output and self.output or x, gy, self.grad_input)
     return self.grad_input
   end
   return C
 end
-activation("ReLU", core.relu_forward, core.relu_backward, true)
+local ReLU = activation("ReLU", core.relu_forward, core.relu_backward, true)
+nn.ReLU_class = ReLU
 activation("Tanh", core.tanh_forward, core.tanh_backward, true)
 
 local Identity = class("nn.Identity")
@@ -306,17 +373,36 @@ function Sequential:get(i) return self.modules[i] end
 function Sequential:add(m) self.modules[#self.modules + 1] = m; return self end
 function Sequential:size() return #self.modules end
 
+-- A BatchNorm in training mode directly followed by a ReLU runs as one fused kernel
+-- (BatchNorm:forward_relu); fused[i] records it for backward.
+local function fusable(m, nxt)
+  return nxt ~= nil and m.training and getmetatable(m) == BatchNorm and getmetatable(nxt) == ReLU
+end
+
 local function run(self, x, last)
   local inputs = self._inputs or {}
   self._inputs = inputs
-  for i = 1, last do
-    local m = self.modules[i]
+  local fused = self._fused or {}
+  self._fused = fused
+  local mods = self.modules
+  local i = 1
+  while i <= last do
+    local m = mods[i]
     inputs[i] = x
-    local ok, out = pcall(m.forward, m, x)
+    local ok, out
+    if i < last and fusable(m, mods[i + 1]) then
+      fused[i] = true
+      inputs[i + 1] = false -- the BatchNorm output is never materialised
+      ok, out = pcall(m.forward_relu, m, x, mods[i + 1])
+    else
+      fused[i] = false
+      ok, out = pcall(m.forward, m, x)
+    end
     if not ok then
       error(("Sequential: module %d (%s) failed in forward: %s"):format(i, m:describe(), tostring(out)), 0)
     end
     x = out
+    i = fused[i] and i + 2 or i + 1
   end
   return x
 end
@@ -326,18 +412,36 @@ function Sequential:forward(x)
   return self.output
 end
 
-function Sequential:backward(x, gy)
+--- Backpropagates grad_output gy through every module (after forward(x), which it re-runs when
+-- x is another tensor) and returns grad_input. need_input_grad = false (opt-in) tells the first
+-- module that x needs no gradient: a first Linear then skips its input-gradient product, and
+-- backward returns nil.
+function Sequential:backward(x, gy, need_input_grad)
   local inputs = self._inputs
   if not inputs or inputs[1] ~= x then run(self, x, #self.modules) end
   inputs = self._inputs
-  for i = #self.modules, 1, -1 do
-    local m = self.modules[i]
-    local ok, g = pcall(m.backward, m, inputs[i], gy)
+  local fused, mods = self._fused, self.modules
+  local skip = need_input_grad == false
+  local i = #mods
+  while i >= 1 do
+    local m = mods[i]
+    local first, ok, g
+    if i >= 2 and fused[i - 1] and getmetatable(m) == ReLU then
+      first = i - 1 -- the fused BatchNorm + ReLU pair i-1, i
+      local bn = mods[first]
+      ok, g = pcall(bn.backward_relu, bn, inputs[first], m, gy, not (first == 1 and skip))
+    else
+      first = i
+      if i == 1 and skip then ok, g = pcall(m.backward, m, inputs[i], gy, false)
+      else ok, g = pcall(m.backward, m, inputs[i], gy) end
+    end
     if not ok then
-      error(("Sequential: module %d (%s) failed in backward: %s"):format(i, m:describe(), tostring(g)), 0)
+      error(("Sequential: module %d (%s) failed in backward: %s"):format(first, mods[first]:describe(), tostring(g)), 0)
     end
     gy = g
+    i = first - 1
   end
+  if skip then gy = nil end
   self.grad_input = gy
   return gy
 end
@@ -427,7 +531,7 @@ function CrossEntropyLoss:forward(logits, labels)
     error("CrossEntropyLoss.forward: logits must be a 2-d tensor [n x C]", 2)
   end
   labels = as_labels(labels)
-  self.grad = buffer(self.grad, logits:shape(), logits:dtype())
+  self.grad = like(self, "grad", logits)
   self.loss = core.cross_entropy(logits, labels, self.grad)
   self._logits, self._labels = logits, labels
   return self.loss

@@ -150,7 +150,19 @@ function SGD:_validate(o, fn)
   end
 end
 
-function SGD:step()
+-- step{zero_grad = true}: the update, then the gradients zeroed in the same pass over memory
+-- (the same as step() followed by zero_grad(), one memory pass fewer).
+local function zero_flag(fn, opts)
+  if opts == nil then return false end
+  if type(opts) ~= "table" then fail(fn, "options must be a table {zero_grad = true}, got %s", type(opts)) end
+  for k in pairs(opts) do
+    if k ~= "zero_grad" then fail(fn, "unknown option '%s' (zero_grad)", tostring(k)) end
+  end
+  return opts.zero_grad and true or false
+end
+
+function SGD:step(opts)
+  local zero = zero_flag("SGD.step", opts)
   self.step_count = self.step_count + 1
   for _, g in ipairs(self.groups) do
     local lr, mom, damp = opt(g, "lr", self), opt(g, "momentum", self), opt(g, "dampening", self)
@@ -163,7 +175,7 @@ function SGD:step()
         self.param_state[p.value] = st
       end
       core.sgd_step(p.value, p.grad, st.momentum_buffer, st.first, lr, mom, damp, nest and true or false,
-        p.decay == false and 0 or wd)
+        p.decay == false and 0 or wd, zero)
       st.first = false
     end
   end
@@ -196,7 +208,8 @@ function Adam:_validate(o, fn)
   number_in(fn, "weight_decay", o.weight_decay, 0, math.huge)
 end
 
-function Adam:step()
+function Adam:step(opts)
+  local zero = zero_flag(self.name .. ".step", opts)
   self.step_count = self.step_count + 1
   for _, g in ipairs(self.groups) do
     local lr, betas, eps, wd = opt(g, "lr", self), opt(g, "betas", self), opt(g, "eps", self), opt(g, "weight_decay", self)
@@ -209,7 +222,7 @@ function Adam:step()
       end
       st.step = st.step + 1
       core.adam_step(p.value, p.grad, st.exp_avg, st.exp_avg_sq, st.step, lr, betas[1], betas[2], eps,
-        p.decay == false and 0 or wd, self.decoupled)
+        p.decay == false and 0 or wd, self.decoupled, zero)
     end
   end
 end

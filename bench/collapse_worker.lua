@@ -1,0 +1,78 @@
+-- One benchmark process for collapse: scripts/lua bench/collapse_worker.lua WORKLOAD DIR WARMUP TIMED THREADS
+-- WORKLOAD: conic | fashion | metrics. Runs WARMUP untimed then TIMED timed repetitions (epochs,
+-- or nc.measure calls) and prints one JSON line: times, the OpenBLAS core, threads, VmHWM.
+local collapse = require("collapse")
+local nn, optim, data, nc, json = collapse.nn, collapse.optim, collapse.data, collapse.nc, collapse.json
+local core = collapse.core
+
+local workload, dir = arg[1], arg[2]
+local warmup, timed, threads = tonumber(arg[3]), tonumber(arg[4]), math.tointeger(tonumber(arg[5]))
+collapse.set_num_threads(threads)
+
+-- One epoch of the usual collapse training loop (as in collapse.experiment).
+local function epoch(model, crit, opt, ds, rng)
+  local loss_sum, seen = 0, 0
+  for x, y in ds:batches{ batch_size = 128, shuffle = true, rng = rng } do
+    local loss = crit:forward(model:forward(x), y)
+    model:backward(x, crit.grad, false) -- false: the input needs no gradient
+    opt:step{ zero_grad = true } -- = opt:step(); opt:zero_grad(), in one pass
+    loss_sum, seen = loss_sum + loss * x:size(1), seen + x:size(1)
+  end
+  return loss_sum / seen
+end
+
+local run, check = nil, {}
+if workload == "conic" then
+  local ds = data.Dataset{ x = data.npy(dir .. "/conic_x.npy"), y = data.npy(dir .. "/conic_y.npy"), classes = 4 }
+  local g = collapse.rng(1)
+  local layers, prev = {}, 16
+  for _ = 1, 5 do
+    layers[#layers + 1] = nn.Linear(prev, 300, { bias = false, rng = g })
+    layers[#layers + 1] = nn.ReLU()
+    prev = 300
+  end
+  layers[#layers + 1] = nn.BatchNorm(300)
+  layers[#layers + 1] = nn.Linear(300, 4, { bias = false, rng = g })
+  local model = nn.Sequential(layers)
+  local opt = optim.Adam(model:parameters(), { lr = 1e-3, weight_decay = 5e-4 })
+  local crit, rng = nn.CrossEntropyLoss(), collapse.rng(2)
+  run = function() check.loss = epoch(model, crit, opt, ds, rng) end
+elseif workload == "fashion" then
+  local ds = data.fashion_mnist{ split = "train", limit = 20000 }
+  local g = collapse.rng(1)
+  local layers, prev = {}, 784
+  for _ = 1, 3 do
+    layers[#layers + 1] = nn.Linear(prev, 512, { rng = g })
+    layers[#layers + 1] = nn.BatchNorm(512)
+    layers[#layers + 1] = nn.ReLU()
+    prev = 512
+  end
+  layers[#layers + 1] = nn.Linear(512, 10, { rng = g })
+  local model = nn.Sequential(layers)
+  local opt = optim.SGD(model:parameters(), { lr = 0.01, momentum = 0.9, weight_decay = 5e-4 })
+  local crit, rng = nn.CrossEntropyLoss(), collapse.rng(2)
+  run = function() check.loss = epoch(model, crit, opt, ds, rng) end
+elseif workload == "metrics" then
+  local h, y = data.npy(dir .. "/nc_h.npy"), data.npy(dir .. "/nc_y.npy")
+  local W, b = data.npy(dir .. "/nc_w.npy"), data.npy(dir .. "/nc_b.npy")
+  run = function()
+    local m = nc.measure(h, y, { classifier = W, bias = b, classes = 10 })
+    for _, k in ipairs({ "nc1", "intra_cos", "inter_cos", "cdnv", "etf_error", "self_duality", "accuracy",
+      "ncc_agreement", "loss", "feature_norm", "variability", "equinorm", "equiangular" }) do
+      check[k] = m[k]
+    end
+  end
+else
+  error("unknown workload " .. tostring(workload))
+end
+
+for _ = 1, warmup do run() end
+local times = {}
+for i = 1, timed do
+  local t0 = core.clock()
+  run()
+  times[i] = core.clock() - t0
+end
+local info = collapse.blas_info()
+print(json.encode({ contender = "collapse", workload = workload, times = times, blas_core = info.core,
+  threads = collapse.get_num_threads(), vmhwm_kb = core.peak_rss_kb(), check = check }))
