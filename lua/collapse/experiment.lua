@@ -189,9 +189,8 @@ function Experiment:run(overrides)
     for x, y in train:batches{ batch_size = bs, shuffle = true, rng = rng, drop_last = spec.drop_last } do
       local logits = model:forward(x)
       local loss = crit:forward(logits, y)
-      model:backward(x, crit.grad)
-      opt:step()
-      opt:zero_grad()
+      model:backward(x, crit.grad, false) -- the inputs need no gradient
+      opt:step{ zero_grad = true }        -- step and zero the gradients in one pass
       local m = x:size(1)
       loss_sum = loss_sum + loss * m
       correct = correct + core.count_correct(logits, y)
