@@ -6,15 +6,19 @@
  * eigen-decomposition G = V diag(lambda) V^T, and the orthonormal basis u_k = M~^T v_k/sqrt(lambda_k)
  * of the top (at most C-1) non-negligible directions. Since Sigma_B = M~^T M~/C has eigenpairs
  * (lambda_k/C, u_k), nc1 = Tr(Sigma_W Sigma_B^+)/C = sum_k (1/lambda_k) (1/N) sum_i ((h_i-mu_{y_i}).u_k)^2,
- * accumulated in pass 2 with one gemm per chunk (no d x d matrix). Pass 2 also accumulates the
- * sums of unit-normalised centred features per class, the within-class energies, Sigma_W (dsyrk,
- * only with COLLAPSE_NC_WITHIN_SPECTRUM) and, with a classifier, logits and nearest-class-centre
- * decisions from a second gemm against [W; mu_c - mu_G].
+ * accumulated in pass 2 (no d x d matrix). Pass 2 converts each chunk to double once (h - mu_y, with
+ * the norms of h - mu_G and h - mu_y, the sums of unit-normalised centred features per class and the
+ * within-class energies fused into that load), then runs one gemm per chunk against the stacked rows
+ * [basis; W; mu_c - mu_G] (see nc_build_stack): products with h - mu_G come from those with h - mu_y
+ * plus precomputed (mu_y - mu_G) terms. Sigma_W (dsyrk) only with COLLAPSE_NC_WITHIN_SPECTRUM.
+ * Non-finite features are caught without a separate scan in pass 1 (they make the class sums
+ * non-finite; the batch is then scanned and rolled back), and nc_measure's pass 2 reuses pass 1's check.
  *
  * Every accumulator is double. Batches are processed in chunks of at most NC_CHUNK_ELEMS doubles
  * per scratch buffer, so the temporaries stay at a few MB whatever the batch size.
  */
 #include "collapse.h"
+#include "core/args.h"
 #include "core/error.h"
 
 #include <cblas.h>
@@ -34,7 +38,8 @@
 #include "nc/stats_impl.h"
 #include "core/generic_end.h"
 
-#define NC_CHUNK_ELEMS ((int64_t)1 << 18) /* doubles per scratch buffer: 2 MB */
+#define NC_CHUNK_ELEMS ((int64_t)1 << 16) /* doubles per scratch buffer: 512 KB */
+#define NC_STACK_ROUND 4                  /* pass-2 gemm width rounded up to this with zero rows */
 #define NC_EIG_RTOL 1e-12                 /* Gram eigenvalues below this * largest are zero */
 #define NC_CDNV_RECOMPUTE 1e-2            /* recompute ||mu_c - mu_c'||^2 directly below this */
 
@@ -63,6 +68,11 @@ struct collapse_nc_stats {
     /* classifier */
     int has_w;
     double *wm;         /* 2C x d: rows 0..C-1 W, rows C..2C-1 mu_c - mu_G (filled at end_pass1) */
+    double *tw;         /* C x C: tw[y C + c] = (mu_y - mu_G).w_c */
+    double *tm;         /* C x C: tm[y C + c] = (mu_y - mu_G).(mu_c - mu_G) */
+    double *acoef;      /* C x C: acoef[c C + k] = (mu_c - mu_G).u_k (used when ncc_coord) */
+    int ncc_coord;      /* mu_c - mu_G lie in the well-conditioned span of the basis: pass 2 gets
+                           (h - mu_y).(mu_c - mu_G) from the basis projections instead of d-wide products */
     double *bias;       /* C: b (zeros if none) */
     double *beff;       /* C: W mu_G + b */
     double *mnorm2;     /* C: ||mu_c - mu_G||^2 */
@@ -78,7 +88,10 @@ struct collapse_nc_stats {
     double loss_sum;
     /* scratch */
     int64_t chunk;
-    double *gbuf, *rbuf, *pbuf; /* chunk x d, chunk x d, chunk x max(2C, C) */
+    double *rbuf, *pbuf; /* chunk x d (h - mu_y), chunk x (3C + NC_STACK_ROUND) (products) */
+    double *bsum;        /* C x d: the class sums before the current pass-1 batch (restored if it is bad) */
+    double *stack;       /* (rank [+ 2C]) x d: rows basis, then W and mu_c - mu_G with a classifier */
+    int nstack;          /* rows of stack */
 };
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -114,8 +127,9 @@ static double quantile_sorted(double *x, int64_t n, double q) {
     return v;
 }
 
+/* Arguments and labels of a batch; with `scan`, also the features (1 on a non-finite value). */
 static collapse_status nc_check_batch(const char *fn, const collapse_nc_stats *s, collapse_dtype dtype,
-                                      const void *features, int64_t n, const int32_t *labels) {
+                                      const void *features, int64_t n, const int32_t *labels, int scan) {
     if (!s) return collapse_fail(COLLAPSE_ERR_ARG, "%s: stats expected, got NULL", fn);
     if (n < 0) return collapse_fail(COLLAPSE_ERR_ARG, "%s: n must be >= 0, got %lld", fn, (long long)n);
     if (!features) return collapse_fail(COLLAPSE_ERR_ARG, "%s: features expected, got NULL", fn);
@@ -130,6 +144,7 @@ static collapse_status nc_check_batch(const char *fn, const collapse_nc_stats *s
         if (labels[i] < 1 || labels[i] > s->C)
             return collapse_fail(COLLAPSE_ERR_RANGE, "%s: label %d at index %lld is outside 1..%d", fn,
                                  (int)labels[i], (long long)i, s->C);
+    if (!scan) return COLLAPSE_OK;
     int64_t where = 0;
     int bad = dtype == COLLAPSE_FLOAT32 ? nc_find_nonfinite_f32((const float *)features, n * s->d, &where)
                                         : nc_find_nonfinite_f64((const double *)features, n * s->d, &where);
@@ -168,7 +183,11 @@ void collapse_nc_stats_free(collapse_nc_stats *s) {
     free(s->within);
     free(s->proj2);
     free(s->sigw);
-    free(s->gbuf);
+    free(s->tw);
+    free(s->tm);
+    free(s->acoef);
+    free(s->bsum);
+    free(s->stack);
     free(s->rbuf);
     free(s->pbuf);
     free(s);
@@ -209,11 +228,13 @@ static collapse_status nc_new(const char *fn, int classes, int64_t dim, int flag
     s->usum = nc_alloc(C * d, sizeof(double));
     s->within = nc_alloc(C, sizeof(double));
     s->proj2 = nc_alloc(C, sizeof(double));
-    s->gbuf = nc_alloc(s->chunk * d, sizeof(double));
     s->rbuf = nc_alloc(s->chunk * d, sizeof(double));
-    s->pbuf = nc_alloc(s->chunk * 2 * C, sizeof(double));
+    s->pbuf = nc_alloc(s->chunk * (3 * C + NC_STACK_ROUND), sizeof(double));
+    s->bsum = nc_alloc(C * d, sizeof(double));
+    s->stack = nc_alloc((3 * C + NC_STACK_ROUND) * d, sizeof(double));
     int ok = s->count1 && s->count2 && s->sum && s->mu && s->mu_g && s->mt && s->gram && s->gvec && s->geig &&
-             s->basis && s->blam && s->usum && s->within && s->proj2 && s->gbuf && s->rbuf && s->pbuf;
+             s->basis && s->blam && s->usum && s->within && s->proj2 && s->rbuf && s->pbuf && s->bsum &&
+             s->stack;
     if (ok && (flags & COLLAPSE_NC_WITHIN_SPECTRUM)) {
         if (d > INT64_MAX / 8 / d) ok = 0;
         else ok = (s->sigw = nc_alloc(d * d, sizeof(double))) != NULL;
@@ -243,6 +264,49 @@ static void nc_prepare_classifier(collapse_nc_stats *s) {
         s->mnorm2[c] = cblas_ddot((int)d, m, 1, m, 1);
         s->beff[c] = cblas_ddot((int)d, s->wm + c * d, 1, s->mu_g, 1) + s->bias[c];
     }
+    /* h - mu_G = (h - mu_y) + (mu_y - mu_G): pass 2 forms products with h - mu_y only and adds these */
+    for (int64_t y = 0; y < C; y++)
+        for (int64_t c = 0; c < C; c++) {
+            const double *my = s->wm + (C + y) * d;
+            s->tw[y * C + c] = cblas_ddot((int)d, my, 1, s->wm + c * d, 1);
+            s->tm[y * C + c] = cblas_ddot((int)d, my, 1, s->wm + (C + c) * d, 1);
+        }
+}
+
+/* The pass-2 product matrix: basis rows, then (with a classifier) W and, unless ncc_coord, mu_c - mu_G.
+ * The M~ rows sum to 0, so span(M~) has dimension <= C-1 and contains every mu_c - mu_G (mu_P - mu_G is a
+ * zero-sum combination of the mu_c). When the basis spans all of it (rank C-1) and is well conditioned
+ * (smallest kept lambda >= NC_COORD_RCOND * largest), (h - mu_y).(mu_c - mu_G) = sum_k p_k acoef[c][k]
+ * with p_k = (h - mu_y).u_k, which the gemm computes anyway: C fewer d-wide products per row. */
+#define NC_COORD_RCOND 1e-6
+#define NC_MAX_COORD_C 64 /* stack buffer of the per-row products in nc_chunk */
+static void nc_build_stack(collapse_nc_stats *s) {
+    int64_t C = s->C, d = s->d, k = s->rank;
+    if (k > 0) memcpy(s->stack, s->basis, (size_t)(k * d) * sizeof(double));
+    s->nstack = (int)k;
+    s->ncc_coord = 0;
+    if (s->has_w) {
+        /* only where it pays (d >> C): it trades d-wide products for C x rank ones, and exact ties of
+         * small exact-integer data (d ~ C) stay exact with the direct products */
+        s->ncc_coord =
+            C <= NC_MAX_COORD_C && d >= 8 * C && k == C - 1 && s->blam[k - 1] >= NC_COORD_RCOND * s->blam[0];
+        if (s->ncc_coord) {
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t j = 0; j < k; j++)
+                    s->acoef[c * C + j] = cblas_ddot((int)d, s->wm + (C + c) * d, 1, s->basis + j * d, 1);
+            memcpy(s->stack + k * d, s->wm, (size_t)(C * d) * sizeof(double));
+            s->nstack += (int)C;
+        } else {
+            memcpy(s->stack + k * d, s->wm, (size_t)(2 * C * d) * sizeof(double));
+            s->nstack += (int)(2 * C);
+        }
+    }
+    /* zero rows up to a multiple of NC_STACK_ROUND (OpenBLAS is fastest on whole micro-kernel tiles) */
+    if (s->nstack > 0) {
+        int padded = (s->nstack + NC_STACK_ROUND - 1) / NC_STACK_ROUND * NC_STACK_ROUND;
+        memset(s->stack + (int64_t)s->nstack * d, 0, (size_t)((padded - s->nstack) * d) * sizeof(double));
+        s->nstack = padded;
+    }
 }
 
 static collapse_status nc_set_classifier(const char *fn, collapse_nc_stats *s, const double *W, const double *b) {
@@ -264,22 +328,33 @@ static collapse_status nc_set_classifier(const char *fn, collapse_nc_stats *s, c
         double *wm = nc_alloc(2 * C * d, sizeof(double));
         double *bias = nc_alloc(C, sizeof(double)), *beff = nc_alloc(C, sizeof(double));
         double *mn = nc_alloc(C, sizeof(double));
-        if (!wm || !bias || !beff || !mn) {
+        double *tw = nc_alloc(C * C, sizeof(double)), *tm = nc_alloc(C * C, sizeof(double));
+        double *ac = nc_alloc(C * C, sizeof(double));
+        if (!wm || !bias || !beff || !mn || !tw || !tm || !ac) {
+            free(ac);
             free(wm);
             free(bias);
             free(beff);
             free(mn);
+            free(tw);
+            free(tm);
             return collapse_fail(COLLAPSE_ERR_NOMEM, "%s: out of memory for W [%d x %lld]", fn, s->C, (long long)d);
         }
         s->wm = wm;
         s->bias = bias;
         s->beff = beff;
         s->mnorm2 = mn;
+        s->tw = tw;
+        s->tm = tm;
+        s->acoef = ac;
     }
     memcpy(s->wm, W, (size_t)(C * d) * sizeof(double));
     for (int64_t c = 0; c < C; c++) s->bias[c] = b ? b[c] : 0.0;
     s->has_w = 1;
-    if (s->state == NC_PASS2) nc_prepare_classifier(s);
+    if (s->state == NC_PASS2) {
+        nc_prepare_classifier(s);
+        nc_build_stack(s);
+    }
     return COLLAPSE_OK;
 }
 
@@ -293,9 +368,23 @@ static collapse_status nc_pass1(const char *fn, collapse_nc_stats *s, collapse_d
                                 int64_t n, const int32_t *labels) {
     if (s && s->state != NC_PASS1)
         return collapse_fail(COLLAPSE_ERR_STATE, "%s: pass 1 is over (end_pass1 was called); feed pass 2", fn);
-    COLLAPSE_TRY(nc_check_batch(fn, s, dtype, features, n, labels));
+    COLLAPSE_TRY(nc_check_batch(fn, s, dtype, features, n, labels, 0));
+    /* The sums are accumulated in place (same order as one batch) after saving them in bsum; a non-finite
+     * feature makes a sum non-finite, and only then is the batch scanned: on inf/NaN input the saved
+     * sums are restored (batch rejected), while a float64 overflow of finite input is accepted as before. */
+    const int64_t Cd = (int64_t)s->C * s->d;
+    memcpy(s->bsum, s->sum, (size_t)Cd * sizeof(double));
     if (dtype == COLLAPSE_FLOAT32) nc_add_class_sums_f32((const float *)features, n, s->d, labels, s->sum);
     else nc_add_class_sums_f64((const double *)features, n, s->d, labels, s->sum);
+    int finite = 1;
+    for (int64_t i = 0; i < Cd; i++) finite &= isfinite(s->sum[i]) != 0;
+    if (!finite) {
+        collapse_status st = nc_check_batch(fn, s, dtype, features, n, labels, 1);
+        if (st != COLLAPSE_OK) {
+            memcpy(s->sum, s->bsum, (size_t)Cd * sizeof(double));
+            return st;
+        }
+    }
     for (int64_t i = 0; i < n; i++) s->count1[labels[i] - 1]++;
     s->n1 += n;
     return COLLAPSE_OK;
@@ -369,6 +458,7 @@ static collapse_status nc_end_pass1(const char *fn, collapse_nc_stats *s) {
     }
     free(w);
     if (s->has_w) nc_prepare_classifier(s);
+    nc_build_stack(s);
     s->state = NC_PASS2;
     return COLLAPSE_OK;
 }
@@ -386,79 +476,78 @@ collapse_status collapse_nc_stats_means(const collapse_nc_stats *s, double *clas
 
 /* ---- pass 2 ------------------------------------------------------------------------------ */
 
-/* One chunk: gbuf holds h - mu_G, rbuf h - mu_y (rows x d, double). */
+/* One chunk: rbuf holds h - mu_y (rows x d, double); the per-row norms are done by the load. One gemm
+ * against stack gives the basis projections of h - mu_y and (adding tw/tm, i.e. (mu_y - mu_G).w_c and
+ * (mu_y - mu_G).(mu_c - mu_G)) the products of h - mu_G with W and with the centred class means. */
 static void nc_chunk(collapse_nc_stats *s, int64_t rows, const int32_t *labels) {
     const int64_t C = s->C, d = s->d;
     const int di = (int)d;
-    double *g = s->gbuf, *r = s->rbuf, *p = s->pbuf;
-    for (int64_t i = 0; i < rows; i++) {
-        int64_t y = labels[i] - 1;
-        const double *gi = g + i * d, *ri = r + i * d;
-        double n2 = cblas_ddot(di, gi, 1, gi, 1);
-        if (n2 > 0.0) cblas_daxpy(di, 1.0 / sqrt(n2), gi, 1, s->usum + y * d, 1);
-        s->sq_centred += n2;
-        s->within[y] += cblas_ddot(di, ri, 1, ri, 1);
-        s->count2[y]++;
-    }
-    if (s->rank > 0) {
-        const int k = s->rank;
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, k, di, 1.0, r, di, s->basis, di, 0.0, p, k);
+    double *r = s->rbuf, *p = s->pbuf;
+    const int ns = s->nstack, k = s->rank;
+    if (ns > 0) {
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, ns, di, 1.0, r, di, s->stack, di, 0.0, p, ns);
         for (int64_t i = 0; i < rows; i++)
-            for (int j = 0; j < k; j++) s->proj2[j] += p[i * k + j] * p[i * k + j];
+            for (int j = 0; j < k; j++) s->proj2[j] += p[i * ns + j] * p[i * ns + j];
     }
     if (s->sigw)
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, di, (int)rows, 1.0, r, di, 1.0, s->sigw, di);
     if (s->has_w) {
-        const int c2 = (int)(2 * C);
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, c2, di, 1.0, g, di, s->wm, di, 0.0, p, c2);
         for (int64_t i = 0; i < rows; i++) {
-            const double *z = p + i * 2 * C;
+            const double *zr = p + i * ns + k, *mr = zr + C;
+            double mbuf[NC_MAX_COORD_C];
+            if (s->ncc_coord) {
+                const double *pk = p + i * ns;
+                for (int64_t c = 0; c < C; c++) {
+                    const double *a = s->acoef + c * C;
+                    double v = 0.0;
+                    for (int j = 0; j < k; j++) v += pk[j] * a[j];
+                    mbuf[c] = v;
+                }
+                mr = mbuf;
+            }
             int64_t y = labels[i] - 1;
+            const double *tw = s->tw + y * C, *tm = s->tm + y * C;
             int64_t best = 0, near = 0;
-            double zbest = z[0] + s->beff[0];
-            double dbest = s->mnorm2[0] - 2.0 * z[C];
+            double zbest = (zr[0] + tw[0]) + s->beff[0];
+            double dbest = s->mnorm2[0] - 2.0 * (mr[0] + tm[0]);
             for (int64_t c = 1; c < C; c++) {
-                double zc = z[c] + s->beff[c];
+                double zc = (zr[c] + tw[c]) + s->beff[c];
                 if (zc > zbest) {
                     zbest = zc;
                     best = c;
                 }
-                double dc = s->mnorm2[c] - 2.0 * z[C + c];
+                double dc = s->mnorm2[c] - 2.0 * (mr[c] + tm[c]);
                 if (dc < dbest) {
                     dbest = dc;
                     near = c;
                 }
             }
             double se = 0.0;
-            for (int64_t c = 0; c < C; c++) se += exp(z[c] + s->beff[c] - zbest);
-            s->loss_sum += zbest + log(se) - (z[y] + s->beff[y]);
+            for (int64_t c = 0; c < C; c++) se += exp((zr[c] + tw[c]) + s->beff[c] - zbest);
+            s->loss_sum += zbest + log(se) - ((zr[y] + tw[y]) + s->beff[y]);
             s->agree += best == near;
             s->correct += best == y;
         }
     }
 }
 
+/* `checked`: the batch already passed nc_check_batch (the one-shot pass 2 over pass 1's data). */
 static collapse_status nc_pass2(const char *fn, collapse_nc_stats *s, collapse_dtype dtype, const void *features,
-                                int64_t n, const int32_t *labels) {
+                                int64_t n, const int32_t *labels, int checked) {
     if (s && s->state != NC_PASS2)
         return collapse_fail(COLLAPSE_ERR_STATE, "%s: pass 2 before end_pass1; call nc_stats_end_pass1 first", fn);
-    COLLAPSE_TRY(nc_check_batch(fn, s, dtype, features, n, labels));
+    if (!checked) COLLAPSE_TRY(nc_check_batch(fn, s, dtype, features, n, labels, 1));
     s->pass2_started = 1;
     const int64_t d = s->d;
     for (int64_t i0 = 0; i0 < n; i0 += s->chunk) {
         int64_t rows = n - i0 < s->chunk ? n - i0 : s->chunk;
         const int32_t *lab = labels + i0;
-        if (dtype == COLLAPSE_FLOAT32) {
-            const float *x = (const float *)features + i0 * d;
-            nc_load_centred_f32(x, rows, d, s->mu_g, s->gbuf);
-            for (int64_t i = 0; i < rows; i++)
-                nc_load_centred_f32(x + i * d, 1, d, s->mu + (int64_t)(lab[i] - 1) * d, s->rbuf + i * d);
-        } else {
-            const double *x = (const double *)features + i0 * d;
-            nc_load_centred_f64(x, rows, d, s->mu_g, s->gbuf);
-            for (int64_t i = 0; i < rows; i++)
-                nc_load_centred_f64(x + i * d, 1, d, s->mu + (int64_t)(lab[i] - 1) * d, s->rbuf + i * d);
-        }
+        if (dtype == COLLAPSE_FLOAT32)
+            nc_load_pass2_f32((const float *)features + i0 * d, rows, n - i0, d, lab, s->mu_g, s->mu, s->rbuf,
+                              s->usum, s->within, s->count2, &s->sq_centred);
+        else
+            nc_load_pass2_f64((const double *)features + i0 * d, rows, n - i0, d, lab, s->mu_g, s->mu, s->rbuf,
+                              s->usum, s->within, s->count2, &s->sq_centred);
         nc_chunk(s, rows, lab);
     }
     s->n2 += n;
@@ -467,7 +556,7 @@ static collapse_status nc_pass2(const char *fn, collapse_nc_stats *s, collapse_d
 
 collapse_status collapse_nc_stats_pass2(collapse_nc_stats *s, collapse_dtype dtype, const void *features, int64_t n,
                                         const int32_t *labels) {
-    return nc_pass2("nc_stats_pass2", s, dtype, features, n, labels);
+    return nc_pass2("nc_stats_pass2", s, dtype, features, n, labels, 0);
 }
 
 /* ---- results ------------------------------------------------------------------------------ */
@@ -748,7 +837,7 @@ collapse_status collapse_nc_measure(collapse_dtype dtype, const void *features, 
     if (W) st = nc_set_classifier(fn, s, W, b);
     if (st == COLLAPSE_OK) st = nc_pass1(fn, s, dtype, features, n, labels);
     if (st == COLLAPSE_OK) st = nc_end_pass1(fn, s);
-    if (st == COLLAPSE_OK) st = nc_pass2(fn, s, dtype, features, n, labels);
+    if (st == COLLAPSE_OK) st = nc_pass2(fn, s, dtype, features, n, labels, 1); /* pass 1 checked them */
     if (st == COLLAPSE_OK) st = nc_result(fn, s, q, out);
     collapse_nc_stats_free(s);
     return st;

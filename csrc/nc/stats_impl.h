@@ -21,22 +21,80 @@ static int CL_FN(nc_find_nonfinite)(const real *restrict x, int64_t count, int64
     return 0;
 }
 
-/* sums[(y-1) d + j] += x[i d + j] for every row (labels already validated). */
-static void CL_FN(nc_add_class_sums)(const real *restrict x, int64_t n, int64_t d, const int32_t *labels,
-                                     double *restrict sums) {
+#ifndef NC_LANES
+#  define NC_LANES 8         /* partial sums of the row norms in nc_load_pass2 */
+#  define NC_PREFETCH_ROWS 4 /* rows of features prefetched ahead of the streaming loops */
+typedef double nc_v8d __attribute__((vector_size(NC_LANES * sizeof(double))));
+#endif
+
+/* sums[(y-1) d + j] += x[i d + j] for every row (labels already validated). A non-finite x makes
+ * its class sum non-finite, so callers detect bad batches from the sums (no separate scan). */
+static CL_CLONES void CL_FN(nc_add_class_sums)(const real *restrict x, int64_t n, int64_t d, const int32_t *labels,
+                                               double *restrict sums) {
     for (int64_t i = 0; i < n; i++) {
         const real *row = x + i * d;
-        double *acc = sums + (int64_t)(labels[i] - 1) * d;
+        double *restrict acc = sums + (int64_t)(labels[i] - 1) * d;
+        if (i + NC_PREFETCH_ROWS < n)
+            for (int64_t j = 0; j < d; j += 64 / (int64_t)sizeof(real))
+                __builtin_prefetch(row + NC_PREFETCH_ROWS * d + j, 0, 0);
         for (int64_t j = 0; j < d; j++) acc[j] += (double)row[j];
     }
 }
 
-/* out[i d + j] = x[i d + j] - mu[j] in double, for `rows` rows. */
-static void CL_FN(nc_load_centred)(const real *restrict x, int64_t rows, int64_t d, const double *restrict mu,
-                                   double *restrict out) {
+typedef real CL_FN(nc_vreal) __attribute__((vector_size(NC_LANES * sizeof(real))));
+
+/* Pass-2 load of `rows` rows: out[i d + j] = x - mu_{y_i} (double), usum_{y_i} += (x - mu_G)/||x - mu_G||,
+ * within[y_i] += ||x - mu_{y_i}||^2, *sq += ||x - mu_G||^2, count[y_i]++. The squared norms use NC_LANES
+ * independent partial sums in GCC vector types (no reassociation, so every clone gives the same bits).
+ * avail >= rows: rows of x readable from x on (for prefetching). */
+static CL_CLONES void CL_FN(nc_load_pass2)(const real *restrict x, int64_t rows, int64_t avail, int64_t d,
+                                           const int32_t *labels, const double *restrict mu_g,
+                                           const double *restrict mu, double *restrict out, double *restrict usum,
+                                           double *restrict within, int64_t *restrict count, double *sq) {
+    double sqa = 0.0;
+    const int64_t dv = d - d % NC_LANES;
     for (int64_t i = 0; i < rows; i++) {
         const real *row = x + i * d;
-        double *o = out + i * d;
-        for (int64_t j = 0; j < d; j++) o[j] = (double)row[j] - mu[j];
+        const int64_t y = labels[i] - 1;
+        const double *restrict my = mu + y * d;
+        double *restrict o = out + i * d;
+        /* the features stream from memory; the gemm between chunks stalls the hardware prefetcher */
+        if (i + NC_PREFETCH_ROWS < avail)
+            for (int64_t j = 0; j < d; j += 64 / (int64_t)sizeof(real))
+                __builtin_prefetch(row + NC_PREFETCH_ROWS * d + j, 0, 0);
+        nc_v8d ag = {0}, ar = {0};
+        for (int64_t j = 0; j < dv; j += NC_LANES) {
+            CL_FN(nc_vreal) xv;
+            nc_v8d mg, mm;
+            memcpy(&xv, row + j, sizeof xv);
+            memcpy(&mg, mu_g + j, sizeof mg);
+            memcpy(&mm, my + j, sizeof mm);
+            nc_v8d v = __builtin_convertvector(xv, nc_v8d);
+            nc_v8d g = v - mg, r = v - mm;
+            memcpy(o + j, &r, sizeof r);
+            ag += g * g;
+            ar += r * r;
+        }
+        double n2 = 0.0, w2 = 0.0;
+        for (int k = 0; k < NC_LANES; k++) {
+            n2 += ag[k];
+            w2 += ar[k];
+        }
+        for (int64_t j = dv; j < d; j++) {
+            double v = (double)row[j];
+            double g = v - mu_g[j], r = v - my[j];
+            o[j] = r;
+            n2 += g * g;
+            w2 += r * r;
+        }
+        if (n2 > 0.0) {
+            double inv = 1.0 / sqrt(n2);
+            double *restrict u = usum + y * d;
+            for (int64_t j = 0; j < d; j++) u[j] += ((double)row[j] - mu_g[j]) * inv;
+        }
+        sqa += n2;
+        within[y] += w2;
+        count[y]++;
     }
+    *sq += sqa;
 }
