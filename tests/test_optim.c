@@ -5,7 +5,6 @@
 #include "fixture.h"
 #include "collapse.h"
 
-/* ---- fixture reader: "name count v1 ... v_count" lines, '#' lines are comments ---------- */
 
 /* fixture_load, fx_get, fixture_free: tests/fixture.h */
 

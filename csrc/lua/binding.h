@@ -41,6 +41,14 @@ void binding_account(lua_State *L);
 
 collapse_rng *rng_check(lua_State *L, int arg);
 
+/* Kernel arguments (args_lua.c): a contiguous tensor of dtype dt at arg (or NULL for nil when
+ * optional) holding numel elements (-1: any); the float dtype of the tensor at arg. Errors name
+ * the function and the argument. */
+collapse_tensor *arg_tensor(lua_State *L, int arg, const char *fn, const char *name, collapse_dtype dt,
+                            int64_t numel, int optional);
+collapse_dtype float_dtype(lua_State *L, int arg, const char *fn, const char *name);
+static inline void *ptr(collapse_tensor *t) { return t ? collapse_tensor_data(t) : NULL; }
+
 void binding_open_tensor(lua_State *L);  /* functions into the table on top */
 void binding_open_rng(lua_State *L);
 void binding_open_blas(lua_State *L);
