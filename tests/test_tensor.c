@@ -120,6 +120,25 @@ static void test_reduce_and_copy(void) {
     for (int i = 0; i < 5; i++) collapse_tensor_release(arr[i]);
 }
 
+static void test_adopt(void) {
+    int64_t shape[2] = {2, 3}, before = collapse_bytes_in_use();
+    double *buf = malloc(6 * sizeof(double));
+    for (int i = 0; i < 6; i++) buf[i] = i + 0.5;
+    collapse_tensor *t = NULL;
+    CHECK_OK(collapse_tensor_adopt(COLLAPSE_FLOAT64, 2, shape, buf, &t));
+    CHECK(collapse_tensor_data(t) == buf); /* no copy */
+    CHECK(at(t, 1, 2) == 5.5);
+    CHECK(collapse_bytes_in_use() - before == 6 * 8);
+    collapse_tensor_release(t); /* frees buf (the sanitizer build checks for leaks) */
+    CHECK(collapse_bytes_in_use() == before);
+    collapse_tensor *u = NULL;
+    CHECK_FAILS(collapse_tensor_adopt(COLLAPSE_FLOAT64, 2, shape, NULL, &u), "tensor_adopt: data is NULL");
+    int64_t empty[1] = {0};
+    CHECK_OK(collapse_tensor_adopt(COLLAPSE_INT32, 1, empty, NULL, &u));
+    CHECK(collapse_tensor_numel(u) == 0);
+    collapse_tensor_release(u);
+}
+
 static void test_rng(void) {
     collapse_rng g, h;
     collapse_rng_seed(&g, 42);
@@ -148,5 +167,6 @@ int main(void) {
     test_errors();
     test_reduce_and_copy();
     test_rng();
+    test_adopt();
     return check_report("test_tensor");
 }

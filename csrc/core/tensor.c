@@ -106,6 +106,41 @@ collapse_status collapse_tensor_from_data(collapse_dtype dtype, int ndim, const 
     return COLLAPSE_OK;
 }
 
+collapse_status collapse_tensor_adopt(collapse_dtype dtype, int ndim, const int64_t *shape, void *data,
+                                     collapse_tensor **out) {
+    if (!out) return collapse_fail(COLLAPSE_ERR_ARG, "tensor_adopt: out is NULL");
+    if (dtype != COLLAPSE_FLOAT32 && dtype != COLLAPSE_FLOAT64 && dtype != COLLAPSE_INT32)
+        return collapse_fail(COLLAPSE_ERR_DTYPE, "tensor_adopt: unknown dtype %d", (int)dtype);
+    int64_t numel = 0;
+    COLLAPSE_TRY(check_shape("tensor_adopt", ndim, shape, &numel));
+    if (!data && numel > 0) return collapse_fail(COLLAPSE_ERR_ARG, "tensor_adopt: data is NULL");
+    collapse_tensor *t = calloc(1, sizeof *t);
+    collapse_storage *st = malloc(sizeof *st);
+    if (!t || !st) {
+        free(t);
+        free(st);
+        return collapse_fail(COLLAPSE_ERR_NOMEM, "tensor_adopt: out of memory");
+    }
+    size_t nbytes = (size_t)numel * collapse_dtype_size(dtype);
+    st->data = data ? data : malloc(1);
+    if (!st->data) {
+        free(t);
+        free(st);
+        return collapse_fail(COLLAPSE_ERR_NOMEM, "tensor_adopt: out of memory");
+    }
+    st->nbytes = nbytes;
+    st->refcount = 1;
+    atomic_fetch_add(&bytes_in_use, (int64_t)nbytes);
+    t->storage = st;
+    t->dtype = dtype;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    set_contiguous_strides(t);
+    t->refcount = 1;
+    *out = t;
+    return COLLAPSE_OK;
+}
+
 collapse_tensor *collapse_tensor_retain(collapse_tensor *t) {
     if (t) t->refcount++;
     return t;

@@ -80,6 +80,10 @@ COLLAPSE_API collapse_status collapse_tensor_new(collapse_dtype dtype, int ndim,
 /* Copies `data` (ndim/shape as given, contiguous, of `dtype`). */
 COLLAPSE_API collapse_status collapse_tensor_from_data(collapse_dtype dtype, int ndim, const int64_t *shape,
                                                        const void *data, collapse_tensor **out);
+/* Wraps malloc'd memory without a copy: on success the tensor owns `data` and frees it with
+ * free() (e.g. the data of a collapse_array read from a file); on failure the caller keeps it. */
+COLLAPSE_API collapse_status collapse_tensor_adopt(collapse_dtype dtype, int ndim, const int64_t *shape, void *data,
+                                                   collapse_tensor **out);
 COLLAPSE_API collapse_tensor *collapse_tensor_retain(collapse_tensor *t);
 COLLAPSE_API void collapse_tensor_release(collapse_tensor *t); /* NULL is fine */
 

@@ -1,10 +1,12 @@
 /* Binding of the file readers and writers (csrc/io): each returns tensors. */
 #include "lua/binding.h"
 
-/* Moves an array read by csrc/io into a new tensor on the stack (the array is freed). */
+/* Moves an array read by csrc/io into a new tensor on the stack without copying its data
+ * (the tensor adopts the buffer; on failure the array is freed). */
 static void push_array(lua_State *L, collapse_array *a) {
     collapse_tensor **slot = tensor_push_slot(L);
-    collapse_status s = collapse_tensor_from_data(a->dtype, a->ndim, a->shape, a->data, slot);
+    collapse_status s = collapse_tensor_adopt(a->dtype, a->ndim, a->shape, a->data, slot);
+    if (s == COLLAPSE_OK) a->data = NULL;
     collapse_array_free(a);
     CHECK_STATUS(L, s);
     tensor_pushed(L);
@@ -50,7 +52,8 @@ static int l_csv_read(lua_State *L) {
     if (col > 0) {
         /* push_array raises on failure; free the other array first so nothing leaks */
         collapse_tensor **slot = tensor_push_slot(L);
-        collapse_status s = collapse_tensor_from_data(f.dtype, f.ndim, f.shape, f.data, slot);
+        collapse_status s = collapse_tensor_adopt(f.dtype, f.ndim, f.shape, f.data, slot);
+        if (s == COLLAPSE_OK) f.data = NULL;
         collapse_array_free(&f);
         if (s != COLLAPSE_OK) {
             collapse_array_free(&y);
