@@ -56,35 +56,72 @@ static int l_linear_backward(lua_State *L) {
     return 0;
 }
 
+/* The arguments every batchnorm forward binding takes: x, y, gamma|nil, beta|nil, running_mean|nil,
+ * running_var|nil at 1..6, then momentum, eps, save_mean, save_invstd from argument k on. */
+typedef struct bn_forward_args {
+    collapse_dtype dt;
+    int64_t n, f;
+    collapse_tensor *x, *y, *gamma, *beta, *rm, *rv, *sm, *si;
+    double momentum, eps;
+} bn_forward_args;
+
+static void bn_forward_read(lua_State *L, const char *fn, int k, bn_forward_args *a) {
+    a->dt = float_dtype(L, 1, fn, "x");
+    a->x = arg_tensor(L, 1, fn, "x", a->dt, -1, 0);
+    matrix_dims(L, a->x, fn, &a->n, &a->f);
+    a->y = arg_tensor(L, 2, fn, "output", a->dt, a->n * a->f, 0);
+    a->gamma = arg_tensor(L, 3, fn, "weight", a->dt, a->f, 1);
+    a->beta = arg_tensor(L, 4, fn, "bias", a->dt, a->f, 1);
+    a->rm = arg_tensor(L, 5, fn, "running_mean", a->dt, a->f, 1);
+    a->rv = arg_tensor(L, 6, fn, "running_var", a->dt, a->f, 1);
+    a->momentum = luaL_checknumber(L, k);
+    a->eps = luaL_checknumber(L, k + 1);
+    a->sm = arg_tensor(L, k + 2, fn, "save_mean", a->dt, a->f, 0);
+    a->si = arg_tensor(L, k + 3, fn, "save_invstd", a->dt, a->f, 0);
+}
+
+/* The arguments every batchnorm backward binding takes: x at 1, then (from argument k on) gy,
+ * gx|nil, gamma|nil, save_mean, save_invstd, ggamma|nil, gbeta|nil. */
+typedef struct bn_backward_args {
+    collapse_dtype dt;
+    int64_t n, f;
+    collapse_tensor *x, *gy, *gx, *gamma, *sm, *si, *gg, *gb;
+} bn_backward_args;
+
+static void bn_backward_read(lua_State *L, const char *fn, int k, bn_backward_args *a) {
+    a->dt = float_dtype(L, 1, fn, "x");
+    a->x = arg_tensor(L, 1, fn, "x", a->dt, -1, 0);
+    matrix_dims(L, a->x, fn, &a->n, &a->f);
+    a->gy = arg_tensor(L, k, fn, "grad_output", a->dt, a->n * a->f, 0);
+    a->gx = arg_tensor(L, k + 1, fn, "grad_input", a->dt, a->n * a->f, 1);
+    a->gamma = arg_tensor(L, k + 2, fn, "weight", a->dt, a->f, 1);
+    a->sm = arg_tensor(L, k + 3, fn, "save_mean", a->dt, a->f, 0);
+    a->si = arg_tensor(L, k + 4, fn, "save_invstd", a->dt, a->f, 0);
+    a->gg = arg_tensor(L, k + 5, fn, "weight_grad", a->dt, a->f, 1);
+    a->gb = arg_tensor(L, k + 6, fn, "bias_grad", a->dt, a->f, 1);
+}
+
 /* batchnorm_forward(x, y, gamma|nil, beta|nil, running_mean, running_var, train, momentum, eps,
  *                   save_mean, save_invstd) */
 static int l_batchnorm_forward(lua_State *L) {
     const char *fn = "batchnorm_forward";
-    collapse_dtype dt = float_dtype(L, 1, fn, "x");
-    int64_t n, f;
-    collapse_tensor *x = arg_tensor(L, 1, fn, "x", dt, -1, 0);
-    matrix_dims(L, x, fn, &n, &f);
-    collapse_tensor *y = arg_tensor(L, 2, fn, "output", dt, n * f, 0);
-    collapse_tensor *gamma = arg_tensor(L, 3, fn, "weight", dt, f, 1);
-    collapse_tensor *beta = arg_tensor(L, 4, fn, "bias", dt, f, 1);
-    collapse_tensor *rm = arg_tensor(L, 5, fn, "running_mean", dt, f, 1);
-    collapse_tensor *rv = arg_tensor(L, 6, fn, "running_var", dt, f, 1);
+    bn_forward_args a;
+    bn_forward_read(L, fn, 8, &a);
     int train = lua_toboolean(L, 7);
-    double momentum = luaL_checknumber(L, 8), eps = luaL_checknumber(L, 9);
-    collapse_tensor *sm = arg_tensor(L, 10, fn, "save_mean", dt, f, 0);
-    collapse_tensor *si = arg_tensor(L, 11, fn, "save_invstd", dt, f, 0);
     collapse_status s;
     if (train)
-        s = dt == COLLAPSE_FLOAT32
-            ? collapse_batchnorm_forward_train_f32(n, f, ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(rm), ptr(rv),
-                                                   ptr(sm), ptr(si), momentum, eps)
-            : collapse_batchnorm_forward_train_f64(n, f, ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(rm), ptr(rv),
-                                                   ptr(sm), ptr(si), momentum, eps);
+        s = a.dt == COLLAPSE_FLOAT32
+            ? collapse_batchnorm_forward_train_f32(a.n, a.f, ptr(a.x), ptr(a.y), ptr(a.gamma), ptr(a.beta), ptr(a.rm),
+                                                   ptr(a.rv), ptr(a.sm), ptr(a.si), a.momentum, a.eps)
+            : collapse_batchnorm_forward_train_f64(a.n, a.f, ptr(a.x), ptr(a.y), ptr(a.gamma), ptr(a.beta), ptr(a.rm),
+                                                   ptr(a.rv), ptr(a.sm), ptr(a.si), a.momentum, a.eps);
     else {
-        if (!rm || !rv) return luaL_error(L, "%s: evaluate mode needs running statistics", fn);
-        s = dt == COLLAPSE_FLOAT32
-            ? collapse_batchnorm_forward_eval_f32(n, f, ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(rm), ptr(rv), eps)
-            : collapse_batchnorm_forward_eval_f64(n, f, ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(rm), ptr(rv), eps);
+        if (!a.rm || !a.rv) return luaL_error(L, "%s: evaluate mode needs running statistics", fn);
+        s = a.dt == COLLAPSE_FLOAT32
+            ? collapse_batchnorm_forward_eval_f32(a.n, a.f, ptr(a.x), ptr(a.y), ptr(a.gamma), ptr(a.beta), ptr(a.rm),
+                                                  ptr(a.rv), a.eps)
+            : collapse_batchnorm_forward_eval_f64(a.n, a.f, ptr(a.x), ptr(a.y), ptr(a.gamma), ptr(a.beta), ptr(a.rm),
+                                                  ptr(a.rv), a.eps);
     }
     CHECK_STATUS(L, s);
     return 0;
@@ -94,34 +131,25 @@ static int l_batchnorm_forward(lua_State *L) {
  *                    running_mean, running_var, eps) */
 static int l_batchnorm_backward(lua_State *L) {
     const char *fn = "batchnorm_backward";
-    collapse_dtype dt = float_dtype(L, 1, fn, "x");
-    int64_t n, f;
-    collapse_tensor *x = arg_tensor(L, 1, fn, "x", dt, -1, 0);
-    matrix_dims(L, x, fn, &n, &f);
-    collapse_tensor *gy = arg_tensor(L, 2, fn, "grad_output", dt, n * f, 0);
-    collapse_tensor *gx = arg_tensor(L, 3, fn, "grad_input", dt, n * f, 1);
-    collapse_tensor *gamma = arg_tensor(L, 4, fn, "weight", dt, f, 1);
-    collapse_tensor *sm = arg_tensor(L, 5, fn, "save_mean", dt, f, 0);
-    collapse_tensor *si = arg_tensor(L, 6, fn, "save_invstd", dt, f, 0);
-    collapse_tensor *gg = arg_tensor(L, 7, fn, "weight_grad", dt, f, 1);
-    collapse_tensor *gb = arg_tensor(L, 8, fn, "bias_grad", dt, f, 1);
+    bn_backward_args a;
+    bn_backward_read(L, fn, 2, &a);
     int train = lua_toboolean(L, 9);
-    collapse_tensor *rm = arg_tensor(L, 10, fn, "running_mean", dt, f, 1);
-    collapse_tensor *rv = arg_tensor(L, 11, fn, "running_var", dt, f, 1);
+    collapse_tensor *rm = arg_tensor(L, 10, fn, "running_mean", a.dt, a.f, 1);
+    collapse_tensor *rv = arg_tensor(L, 11, fn, "running_var", a.dt, a.f, 1);
     double eps = luaL_checknumber(L, 12);
     collapse_status s;
     if (train)
-        s = dt == COLLAPSE_FLOAT32
-            ? collapse_batchnorm_backward_train_f32(n, f, ptr(x), ptr(gy), ptr(gx), ptr(gamma), ptr(gg), ptr(gb),
-                                                    ptr(sm), ptr(si))
-            : collapse_batchnorm_backward_train_f64(n, f, ptr(x), ptr(gy), ptr(gx), ptr(gamma), ptr(gg), ptr(gb),
-                                                    ptr(sm), ptr(si));
+        s = a.dt == COLLAPSE_FLOAT32
+            ? collapse_batchnorm_backward_train_f32(a.n, a.f, ptr(a.x), ptr(a.gy), ptr(a.gx), ptr(a.gamma), ptr(a.gg),
+                                                    ptr(a.gb), ptr(a.sm), ptr(a.si))
+            : collapse_batchnorm_backward_train_f64(a.n, a.f, ptr(a.x), ptr(a.gy), ptr(a.gx), ptr(a.gamma), ptr(a.gg),
+                                                    ptr(a.gb), ptr(a.sm), ptr(a.si));
     else
-        s = dt == COLLAPSE_FLOAT32
-            ? collapse_batchnorm_backward_eval_f32(n, f, ptr(x), ptr(gy), ptr(gx), ptr(gamma), ptr(gg), ptr(gb),
-                                                   ptr(rm), ptr(rv), eps)
-            : collapse_batchnorm_backward_eval_f64(n, f, ptr(x), ptr(gy), ptr(gx), ptr(gamma), ptr(gg), ptr(gb),
-                                                   ptr(rm), ptr(rv), eps);
+        s = a.dt == COLLAPSE_FLOAT32
+            ? collapse_batchnorm_backward_eval_f32(a.n, a.f, ptr(a.x), ptr(a.gy), ptr(a.gx), ptr(a.gamma), ptr(a.gg),
+                                                   ptr(a.gb), ptr(rm), ptr(rv), eps)
+            : collapse_batchnorm_backward_eval_f64(a.n, a.f, ptr(a.x), ptr(a.gy), ptr(a.gx), ptr(a.gamma), ptr(a.gg),
+                                                   ptr(a.gb), ptr(rm), ptr(rv), eps);
     CHECK_STATUS(L, s);
     return 0;
 }
@@ -129,24 +157,13 @@ static int l_batchnorm_backward(lua_State *L) {
 /* batchnorm_relu_forward(x, y, gamma|nil, beta|nil, running_mean|nil, running_var|nil, momentum, eps,
  *                        save_mean, save_invstd): train mode, y = relu(bn(x)) */
 static int l_batchnorm_relu_forward(lua_State *L) {
-    const char *fn = "batchnorm_relu_forward";
-    collapse_dtype dt = float_dtype(L, 1, fn, "x");
-    int64_t n, f;
-    collapse_tensor *x = arg_tensor(L, 1, fn, "x", dt, -1, 0);
-    matrix_dims(L, x, fn, &n, &f);
-    collapse_tensor *y = arg_tensor(L, 2, fn, "output", dt, n * f, 0);
-    collapse_tensor *gamma = arg_tensor(L, 3, fn, "weight", dt, f, 1);
-    collapse_tensor *beta = arg_tensor(L, 4, fn, "bias", dt, f, 1);
-    collapse_tensor *rm = arg_tensor(L, 5, fn, "running_mean", dt, f, 1);
-    collapse_tensor *rv = arg_tensor(L, 6, fn, "running_var", dt, f, 1);
-    double momentum = luaL_checknumber(L, 7), eps = luaL_checknumber(L, 8);
-    collapse_tensor *sm = arg_tensor(L, 9, fn, "save_mean", dt, f, 0);
-    collapse_tensor *si = arg_tensor(L, 10, fn, "save_invstd", dt, f, 0);
-    collapse_status s = dt == COLLAPSE_FLOAT32
-        ? collapse_batchnorm_relu_forward_train_f32(n, f, ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(rm), ptr(rv),
-                                                    ptr(sm), ptr(si), momentum, eps)
-        : collapse_batchnorm_relu_forward_train_f64(n, f, ptr(x), ptr(y), ptr(gamma), ptr(beta), ptr(rm), ptr(rv),
-                                                    ptr(sm), ptr(si), momentum, eps);
+    bn_forward_args a;
+    bn_forward_read(L, "batchnorm_relu_forward", 7, &a);
+    collapse_status s = a.dt == COLLAPSE_FLOAT32
+        ? collapse_batchnorm_relu_forward_train_f32(a.n, a.f, ptr(a.x), ptr(a.y), ptr(a.gamma), ptr(a.beta), ptr(a.rm),
+                                                    ptr(a.rv), ptr(a.sm), ptr(a.si), a.momentum, a.eps)
+        : collapse_batchnorm_relu_forward_train_f64(a.n, a.f, ptr(a.x), ptr(a.y), ptr(a.gamma), ptr(a.beta), ptr(a.rm),
+                                                    ptr(a.rv), ptr(a.sm), ptr(a.si), a.momentum, a.eps);
     CHECK_STATUS(L, s);
     return 0;
 }
@@ -155,23 +172,14 @@ static int l_batchnorm_relu_forward(lua_State *L) {
  * train mode, y the fused output, gy the gradient at y */
 static int l_batchnorm_relu_backward(lua_State *L) {
     const char *fn = "batchnorm_relu_backward";
-    collapse_dtype dt = float_dtype(L, 1, fn, "x");
-    int64_t n, f;
-    collapse_tensor *x = arg_tensor(L, 1, fn, "x", dt, -1, 0);
-    matrix_dims(L, x, fn, &n, &f);
-    collapse_tensor *y = arg_tensor(L, 2, fn, "output", dt, n * f, 0);
-    collapse_tensor *gy = arg_tensor(L, 3, fn, "grad_output", dt, n * f, 0);
-    collapse_tensor *gx = arg_tensor(L, 4, fn, "grad_input", dt, n * f, 1);
-    collapse_tensor *gamma = arg_tensor(L, 5, fn, "weight", dt, f, 1);
-    collapse_tensor *sm = arg_tensor(L, 6, fn, "save_mean", dt, f, 0);
-    collapse_tensor *si = arg_tensor(L, 7, fn, "save_invstd", dt, f, 0);
-    collapse_tensor *gg = arg_tensor(L, 8, fn, "weight_grad", dt, f, 1);
-    collapse_tensor *gb = arg_tensor(L, 9, fn, "bias_grad", dt, f, 1);
-    collapse_status s = dt == COLLAPSE_FLOAT32
-        ? collapse_batchnorm_relu_backward_train_f32(n, f, ptr(x), ptr(y), ptr(gy), ptr(gx), ptr(gamma), ptr(gg),
-                                                     ptr(gb), ptr(sm), ptr(si))
-        : collapse_batchnorm_relu_backward_train_f64(n, f, ptr(x), ptr(y), ptr(gy), ptr(gx), ptr(gamma), ptr(gg),
-                                                     ptr(gb), ptr(sm), ptr(si));
+    bn_backward_args a;
+    bn_backward_read(L, fn, 3, &a);
+    collapse_tensor *y = arg_tensor(L, 2, fn, "output", a.dt, a.n * a.f, 0);
+    collapse_status s = a.dt == COLLAPSE_FLOAT32
+        ? collapse_batchnorm_relu_backward_train_f32(a.n, a.f, ptr(a.x), ptr(y), ptr(a.gy), ptr(a.gx), ptr(a.gamma),
+                                                     ptr(a.gg), ptr(a.gb), ptr(a.sm), ptr(a.si))
+        : collapse_batchnorm_relu_backward_train_f64(a.n, a.f, ptr(a.x), ptr(y), ptr(a.gy), ptr(a.gx), ptr(a.gamma),
+                                                     ptr(a.gg), ptr(a.gb), ptr(a.sm), ptr(a.si));
     CHECK_STATUS(L, s);
     return 0;
 }
