@@ -15,20 +15,7 @@ return function(nn)
   if nn.Conv2d then return nn end
   local Module, buffer = nn.Module, nn.buffer
 
-  local function fail(fn, msg, ...) error(("%s: " .. msg):format(fn, ...), 3) end
-
-  local function positive_int(fn, name, v)
-    if math.type(v) ~= "integer" or v < 1 then fail(fn, "%s must be a positive integer, got %s", name, tostring(v)) end
-  end
-
-  local function check_opts(fn, opts, allowed)
-    if opts == nil then return {} end
-    if type(opts) ~= "table" then fail(fn, "options must be a table, got %s", type(opts)) end
-    for k in pairs(opts) do
-      if not allowed[k] then fail(fn, "unknown option '%s'", tostring(k)) end
-    end
-    return opts
-  end
+  local fail, positive_int, check_opts = nn.checks.fail, nn.checks.positive_int, nn.checks.check_opts
 
   local function shape_str(t) return "[" .. table.concat(t:shape(), " x ") .. "]" end
 
@@ -142,28 +129,7 @@ return function(nn)
   -- BatchNorm2d on [N x C x H x W]: per-channel statistics over N, H, W; the biased variance
   -- normalises, the unbiased one enters running_var.
   function nn.BatchNorm2d(channels, opts)
-    local fn = "BatchNorm2d"
-    positive_int(fn, "channels", channels)
-    opts = check_opts(fn, opts, { eps = true, momentum = true, affine = true, dtype = true })
-    local eps, momentum = opts.eps or 1e-5, opts.momentum or 0.1
-    if type(eps) ~= "number" or eps <= 0 then fail(fn, "eps must be > 0, got %s", tostring(eps)) end
-    if type(momentum) ~= "number" or momentum < 0 or momentum > 1 then
-      fail(fn, "momentum must be in [0, 1], got %s", tostring(momentum))
-    end
-    local dtype = opts.dtype or collapse.default_dtype()
-    local self = setmetatable({ channels = channels, eps = eps, momentum = momentum, dtype = dtype, training = true,
-      affine = opts.affine == nil or opts.affine,
-      _tensors = { "weight", "bias", "weight_grad", "bias_grad", "running_mean", "running_var" } }, BatchNorm2d)
-    if self.affine then
-      self.weight = core.full({ channels }, 1, dtype)
-      self.bias = core.zeros({ channels }, dtype)
-      self.weight_grad = core.zeros({ channels }, dtype)
-      self.bias_grad = core.zeros({ channels }, dtype)
-    end
-    self.running_mean = core.zeros({ channels }, dtype)
-    self.running_var = core.full({ channels }, 1, dtype)
-    self.num_batches_tracked = 0
-    return self
+    return nn.batchnorm_new("BatchNorm2d", BatchNorm2d, "channels", channels, opts)
   end
 
   function BatchNorm2d:describe()
@@ -171,15 +137,9 @@ return function(nn)
       self.affine and "" or ", affine=false")
   end
 
-  function BatchNorm2d:parameters()
-    if not self.affine then return {} end
-    return { { name = "weight", value = self.weight, grad = self.weight_grad, decay = true, module = self },
-      { name = "bias", value = self.bias, grad = self.bias_grad, decay = true, module = self } }
-  end
-
-  function BatchNorm2d:buffers()
-    return { { name = "running_mean", value = self.running_mean }, { name = "running_var", value = self.running_var } }
-  end
+  -- the same affine parameters and running statistics as nn.BatchNorm
+  BatchNorm2d.parameters = nn.BatchNorm_class.parameters
+  BatchNorm2d.buffers = nn.BatchNorm_class.buffers
 
   function BatchNorm2d:forward(x)
     check_input(self, x, "BatchNorm2d.forward", self.channels)

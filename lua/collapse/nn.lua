@@ -22,6 +22,9 @@ local function check_opts(fn, opts, allowed)
   return opts
 end
 
+-- Argument checks shared with the modules of conv.lua.
+nn.checks = { fail = fail, positive_int = positive_int, check_opts = check_opts }
+
 -- A buffer of the given shape and dtype, reusing `old` when it already fits.
 local function buffer(old, shape, dtype)
   if old and old:dtype() == dtype then
@@ -206,11 +209,11 @@ end
 -- BatchNorm (1-d) -----------------------------------------------------------------------------
 local BatchNorm = class("nn.BatchNorm")
 
---- nn.BatchNorm(features, {eps = 1e-5, momentum = 0.1, affine = true, dtype =}): PyTorch's
--- BatchNorm1d on [n x features]: biased batch variance to normalise, unbiased for running_var.
-function nn.BatchNorm(features, opts)
-  local fn = "BatchNorm"
-  positive_int(fn, "features", features)
+--- A new batch-normalisation object of class cls over `size` features or channels (stored as
+-- self[size_field]): validated options, affine parameters, running statistics. Shared by
+-- nn.BatchNorm and nn.BatchNorm2d (conv.lua), which also share parameters() and buffers().
+function nn.batchnorm_new(fn, cls, size_field, size, opts)
+  positive_int(fn, size_field, size)
   opts = check_opts(fn, opts, { eps = true, momentum = true, affine = true, dtype = true })
   local eps, momentum = opts.eps or 1e-5, opts.momentum or 0.1
   if type(eps) ~= "number" or eps <= 0 then fail(fn, "eps must be > 0, got %s", tostring(eps)) end
@@ -218,19 +221,25 @@ function nn.BatchNorm(features, opts)
     fail(fn, "momentum must be in [0, 1], got %s", tostring(momentum))
   end
   local dtype = opts.dtype or collapse.default_dtype()
-  local self = setmetatable({ features = features, eps = eps, momentum = momentum, dtype = dtype, training = true,
+  local self = setmetatable({ [size_field] = size, eps = eps, momentum = momentum, dtype = dtype, training = true,
     affine = opts.affine == nil or opts.affine,
-    _tensors = { "weight", "bias", "weight_grad", "bias_grad", "running_mean", "running_var" } }, BatchNorm)
+    _tensors = { "weight", "bias", "weight_grad", "bias_grad", "running_mean", "running_var" } }, cls)
   if self.affine then
-    self.weight = core.full({ features }, 1, dtype)
-    self.bias = core.zeros({ features }, dtype)
-    self.weight_grad = core.zeros({ features }, dtype)
-    self.bias_grad = core.zeros({ features }, dtype)
+    self.weight = core.full({ size }, 1, dtype)
+    self.bias = core.zeros({ size }, dtype)
+    self.weight_grad = core.zeros({ size }, dtype)
+    self.bias_grad = core.zeros({ size }, dtype)
   end
-  self.running_mean = core.zeros({ features }, dtype)
-  self.running_var = core.full({ features }, 1, dtype)
+  self.running_mean = core.zeros({ size }, dtype)
+  self.running_var = core.full({ size }, 1, dtype)
   self.num_batches_tracked = 0
   return self
+end
+
+--- nn.BatchNorm(features, {eps = 1e-5, momentum = 0.1, affine = true, dtype =}): PyTorch's
+-- BatchNorm1d on [n x features]: biased batch variance to normalise, unbiased for running_var.
+function nn.BatchNorm(features, opts)
+  return nn.batchnorm_new("BatchNorm", BatchNorm, "features", features, opts)
 end
 
 function BatchNorm:describe()
