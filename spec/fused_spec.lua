@@ -66,7 +66,7 @@ describe("Sequential fast paths", function()
       local x = collapse.randn({ 10, 6 }, { rng = collapse.rng(5), dtype = dtype })
       local gy = collapse.randn({ 10, 3 }, { rng = collapse.rng(6), dtype = dtype })
       local out = a:forward(x)
-      local gx = a:backward(x, gy)
+      local gx = a:backward(x, gy, true)
       -- b: every module on its own (unfused), forward then backward
       local h, inputs = x, {}
       for i, m in ipairs(b.modules) do inputs[i] = h; h = m:forward(h) end
@@ -92,7 +92,7 @@ describe("Sequential fast paths", function()
     local x = collapse.randn({ 9, 6 }, { rng = collapse.rng(1), dtype = "float64" })
     local gy = collapse.randn({ 9, 3 }, { rng = collapse.rng(2), dtype = "float64" })
     a:forward(x); b:forward(x)
-    assert.is_not_nil(a:backward(x, gy))
+    assert.is_not_nil(a:backward(x, gy, true))
     assert.is_nil(b:backward(x, gy, false))
     assert.is_nil(b.grad_input)
     local pa, pb = a:parameters(), b:parameters()

@@ -296,3 +296,33 @@ describe("module hygiene", function()
     for k in pairs(_G) do assert.is_true(before[k] ~= nil, "new global " .. tostring(k)) end
   end)
 end)
+
+describe("resize", function()
+  it("keeps the dtype and the storage while its capacity suffices, returns the tensor", function()
+    local t = collapse.zeros({ 0 }, "float64")
+    assert.are.equal(t, t:resize({ 2, 3 }))
+    assert.are.same({ 2, 3 }, t:shape())
+    assert.are.equal("float64", t:dtype())
+    t:fill(4)
+    t:resize({ 6 }) -- the same element count: values unchanged
+    assert.are.same({ 4, 4, 4, 4, 4, 4 }, t:totable())
+    collectgarbage("collect")
+    collectgarbage("stop") -- no other tensor is freed while we count bytes
+    local before = collapse.bytes_in_use()
+    t:resize({ 1, 2 }) -- smaller: no allocation
+    local same = collapse.bytes_in_use()
+    t:resize({ 4, 5 }) -- larger: a new storage of 20 doubles replaces the one of 6
+    local grown = collapse.bytes_in_use()
+    collectgarbage("restart")
+    assert.are.equal(before, same)
+    assert.are.equal(before + (20 - 6) * 8, grown)
+  end)
+
+  it("refuses views and bad shapes with the function named", function()
+    local t = collapse.zeros({ 4, 5 })
+    expect_error("tensor_resize: cannot resize a view", t.resize, t:narrow(1, 1, 2), { 3, 3 })
+    expect_error("tensor_resize: cannot resize a view", t.resize, t:t(), { 3, 3 })
+    expect_error("shape entry 1 must be a non-negative integer", t.resize, t, { -1 })
+    t:narrow(1, 1, 2):resize({ 2, 5 }) -- already that shape: fine
+  end)
+end)

@@ -160,7 +160,67 @@ static void test_rng(void) {
     }
 }
 
+/* resize keeps the storage while its capacity suffices, reallocates beyond it, refuses views. */
+static void test_resize(void) {
+    collapse_tensor *t = NULL, *v = NULL;
+    int64_t s0[1] = {0}, s23[2] = {2, 3}, s6[1] = {6}, s32[2] = {3, 2}, s45[2] = {4, 5};
+    CHECK_OK(collapse_tensor_new(COLLAPSE_FLOAT64, 1, s0, &t));
+    CHECK_OK(collapse_tensor_resize(t, 2, s23));
+    CHECK(collapse_tensor_ndim(t) == 2 && collapse_tensor_numel(t) == 6 && collapse_tensor_is_contiguous(t));
+    CHECK(collapse_tensor_dtype(t) == COLLAPSE_FLOAT64);
+    CHECK_OK(collapse_tensor_fill(t, 7));
+    void *p = collapse_tensor_data(t);
+    CHECK_OK(collapse_tensor_resize(t, 1, s6)); /* same count: same memory, same values */
+    CHECK(collapse_tensor_data(t) == p);
+    int64_t i5[1] = {5};
+    double val = 0;
+    CHECK_OK(collapse_tensor_get(t, i5, &val));
+    CHECK(val == 7);
+    CHECK_OK(collapse_tensor_resize(t, 2, s32)); /* smaller or equal: capacity kept */
+    CHECK(collapse_tensor_data(t) == p && collapse_tensor_size(t, 0) == 3);
+    CHECK_OK(collapse_tensor_resize(t, 1, (int64_t[]){2}));
+    CHECK(collapse_tensor_data(t) == p);
+    CHECK_OK(collapse_tensor_resize(t, 2, s23)); /* back within capacity: no allocation */
+    CHECK(collapse_tensor_data(t) == p);
+    int64_t before = collapse_bytes_in_use();
+    CHECK_OK(collapse_tensor_resize(t, 2, s45)); /* beyond: a new storage, the old one freed */
+    CHECK(collapse_tensor_numel(t) == 20);
+    CHECK(collapse_bytes_in_use() == before + (20 - 6) * 8);
+    CHECK_OK(collapse_tensor_narrow(t, 0, 1, 2, &v));
+    CHECK_FAILS(collapse_tensor_resize(v, 2, s23), "tensor_resize: cannot resize a view");
+    CHECK_OK(collapse_tensor_resize(v, 2, (int64_t[]){2, 5})); /* a view of the right shape is fine */
+    collapse_tensor_release(v);
+    CHECK_OK(collapse_tensor_transpose(t, &v));
+    CHECK_FAILS(collapse_tensor_resize(v, 2, s45), "cannot resize a view");
+    collapse_tensor_release(v);
+    CHECK_FAILS(collapse_tensor_resize(t, 1, (int64_t[]){-1}), "tensor_resize: size -1 of dimension 1 is negative");
+    CHECK_FAILS(collapse_tensor_resize(NULL, 1, s6), "tensor_resize: tensor is NULL");
+    collapse_tensor_release(t);
+}
+
+/* The saved generator state is the documented little-endian layout and restores the stream. */
+static void test_rng_state(void) {
+    collapse_rng g, h;
+    collapse_rng_seed(&g, 7);
+    collapse_rng_normal(&g); /* leaves a cached spare */
+    unsigned char st[COLLAPSE_RNG_STATE_BYTES];
+    collapse_rng_save(&g, st);
+    CHECK(memcmp(st, "XS1", 3) == 0 && st[35] == 1);
+    uint64_t w0 = 0;
+    for (int i = 0; i < 8; i++) w0 |= (uint64_t)st[3 + i] << (8 * i);
+    CHECK(w0 == g.s[0]);
+    CHECK_OK(collapse_rng_restore(&h, st, sizeof st));
+    CHECK(collapse_rng_normal(&h) == collapse_rng_normal(&g));
+    CHECK(collapse_rng_next(&h) == collapse_rng_next(&g));
+    collapse_rng old = g; /* the raw struct of older checkpoints still loads */
+    CHECK_OK(collapse_rng_restore(&h, (const unsigned char *)&old, sizeof old));
+    CHECK(collapse_rng_next(&h) == collapse_rng_next(&g));
+    CHECK_FAILS(collapse_rng_restore(&h, st, 10), "rng_restore: state has 10 bytes, expected 44");
+}
+
 int main(void) {
+    test_resize();
+    test_rng_state();
     test_matmul(COLLAPSE_FLOAT64, 1e-12);
     test_matmul(COLLAPSE_FLOAT32, 1e-5);
     test_views_and_lifetimes();

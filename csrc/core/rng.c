@@ -4,8 +4,9 @@
 #include "core/tensor.h"
 
 #include <math.h>
+#include <string.h>
 
-static uint64_t splitmix64(uint64_t *x) {
+uint64_t cl_splitmix64(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
@@ -14,7 +15,7 @@ static uint64_t splitmix64(uint64_t *x) {
 
 void collapse_rng_seed(collapse_rng *g, uint64_t seed) {
     uint64_t x = seed;
-    for (int i = 0; i < 4; i++) g->s[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++) g->s[i] = cl_splitmix64(&x);
     g->has_spare = 0;
     g->spare = 0;
 }
@@ -81,10 +82,48 @@ static collapse_status fill_random(const char *fn, collapse_tensor *t, collapse_
     int64_t n = collapse_tensor_numel(t);
     for (int64_t k = 0; k < n; k++) {
         double v = normal ? collapse_rng_normal(g) : collapse_rng_uniform(g);
-        storage_write(t, tensor_elem_offset(t, k), v);
+        cl_storage_write(t, tensor_elem_offset(t, k), v);
     }
     return COLLAPSE_OK;
 }
 
 collapse_status collapse_tensor_randn(collapse_tensor *t, collapse_rng *g) { return fill_random("randn", t, g, 1); }
 collapse_status collapse_tensor_rand(collapse_tensor *t, collapse_rng *g) { return fill_random("rand", t, g, 0); }
+
+/* ---- portable state: "XS1", s[0..3] as little-endian uint64, has_spare, spare's IEEE-754 bits
+ * as little-endian uint64 (the same bytes on every platform, unlike the struct's own layout). */
+static void put_le64(unsigned char *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t get_le64(const unsigned char *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+void collapse_rng_save(const collapse_rng *g, unsigned char out[COLLAPSE_RNG_STATE_BYTES]) {
+    memcpy(out, "XS1", 3);
+    for (int i = 0; i < 4; i++) put_le64(out + 3 + 8 * i, g->s[i]);
+    out[35] = g->has_spare ? 1 : 0;
+    uint64_t bits;
+    memcpy(&bits, &g->spare, sizeof bits);
+    put_le64(out + 36, bits);
+}
+
+collapse_status collapse_rng_restore(collapse_rng *g, const unsigned char *state, size_t len) {
+    if (!g || !state) return collapse_fail(COLLAPSE_ERR_ARG, "rng_restore: generator and state must not be NULL");
+    if (len == sizeof *g) { /* the raw struct of checkpoints written before the portable format */
+        memcpy(g, state, sizeof *g);
+        return COLLAPSE_OK;
+    }
+    if (len != COLLAPSE_RNG_STATE_BYTES || memcmp(state, "XS1", 3) != 0)
+        return collapse_fail(COLLAPSE_ERR_FORMAT, "rng_restore: state has %zu bytes, expected %d (format XS1)", len,
+                             COLLAPSE_RNG_STATE_BYTES);
+    if (state[35] > 1) return collapse_fail(COLLAPSE_ERR_FORMAT, "rng_restore: state byte 36 (has_spare) is %d, expected 0 or 1", state[35]);
+    for (int i = 0; i < 4; i++) g->s[i] = get_le64(state + 3 + 8 * i);
+    g->has_spare = state[35];
+    uint64_t bits = get_le64(state + 36);
+    memcpy(&g->spare, &bits, sizeof bits);
+    return COLLAPSE_OK;
+}

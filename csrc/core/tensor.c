@@ -11,7 +11,7 @@ static _Atomic int64_t bytes_in_use = 0;
 
 int64_t collapse_bytes_in_use(void) { return atomic_load(&bytes_in_use); }
 
-const char *shape_str(int ndim, const int64_t *shape, char *buf, size_t len) {
+const char *cl_shape_str(int ndim, const int64_t *shape, char *buf, size_t len) {
     size_t used = 0;
     buf[0] = '\0';
     used += (size_t)snprintf(buf, len, "[");
@@ -141,6 +141,36 @@ collapse_status collapse_tensor_adopt(collapse_dtype dtype, int ndim, const int6
     return COLLAPSE_OK;
 }
 
+/* Capacity-keeping resize (torch's output:resize): the storage is reused when it holds the new
+ * element count, else replaced; contents are unspecified after a shape change. Views are refused
+ * (resizing one would write over, or detach from, storage another tensor owns). */
+collapse_status collapse_tensor_resize(collapse_tensor *t, int ndim, const int64_t *shape) {
+    const char *fn = "tensor_resize";
+    if (!t) return collapse_fail(COLLAPSE_ERR_ARG, "%s: tensor is NULL", fn);
+    int64_t numel = 0;
+    COLLAPSE_TRY(check_shape(fn, ndim, shape, &numel));
+    int same = t->ndim == ndim;
+    for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
+    if (same && collapse_tensor_is_contiguous(t)) return COLLAPSE_OK;
+    if (t->view)
+        return collapse_fail(COLLAPSE_ERR_ARG, "%s: cannot resize a view (reshape, narrow, row, ...) that shares "
+                             "another tensor's storage; resize a tensor made by zeros/clone", fn);
+    if (!collapse_tensor_is_contiguous(t))
+        return collapse_fail(COLLAPSE_ERR_ARG, "%s: cannot resize a non-contiguous tensor", fn);
+    size_t nbytes = (size_t)numel * tensor_elem_size(t);
+    if (nbytes > t->storage->nbytes) {
+        collapse_storage *st = NULL;
+        COLLAPSE_TRY(storage_new(fn, nbytes, &st));
+        storage_release(t->storage);
+        t->storage = st;
+        t->offset = 0;
+    }
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    set_contiguous_strides(t);
+    return COLLAPSE_OK;
+}
+
 collapse_tensor *collapse_tensor_retain(collapse_tensor *t) {
     if (t) t->refcount++;
     return t;
@@ -178,6 +208,7 @@ static collapse_status view_of(const char *fn, collapse_tensor *t, collapse_tens
     if (!v) return collapse_fail(COLLAPSE_ERR_NOMEM, "%s: out of memory", fn);
     *v = *t;
     v->refcount = 1;
+    v->view = 1;
     v->storage->refcount++;
     *out = v;
     return COLLAPSE_OK;
@@ -215,8 +246,8 @@ collapse_status collapse_tensor_reshape(collapse_tensor *t, int ndim, const int6
     if (known != numel) {
         char a[SHAPE_BUF], b[SHAPE_BUF];
         return collapse_fail(COLLAPSE_ERR_SHAPE, "reshape: cannot view %s (%lld elements) as %s (%lld elements)",
-                             shape_str(t->ndim, t->shape, a, sizeof a), (long long)numel,
-                             shape_str(ndim, sh, b, sizeof b), (long long)known);
+                             cl_shape_str(t->ndim, t->shape, a, sizeof a), (long long)numel,
+                             cl_shape_str(ndim, sh, b, sizeof b), (long long)known);
     }
     collapse_tensor *src;
     COLLAPSE_TRY(collapse_tensor_contiguous(t, &src));
@@ -233,7 +264,7 @@ collapse_status collapse_tensor_transpose(collapse_tensor *t, collapse_tensor **
     if (t->ndim != 2) {
         char a[SHAPE_BUF];
         return collapse_fail(COLLAPSE_ERR_SHAPE, "t: expected a 2-d tensor, got %s",
-                             shape_str(t->ndim, t->shape, a, sizeof a));
+                             cl_shape_str(t->ndim, t->shape, a, sizeof a));
     }
     COLLAPSE_TRY(view_of("t", t, out));
     (*out)->shape[0] = t->shape[1];
@@ -275,7 +306,7 @@ collapse_status collapse_tensor_narrow(collapse_tensor *t, int dim, int64_t star
     return COLLAPSE_OK;
 }
 
-double storage_read(const collapse_tensor *t, int64_t off) {
+double cl_storage_read(const collapse_tensor *t, int64_t off) {
     switch (t->dtype) {
     case COLLAPSE_FLOAT32: return ((const float *)t->storage->data)[off];
     case COLLAPSE_FLOAT64: return ((const double *)t->storage->data)[off];
@@ -284,7 +315,7 @@ double storage_read(const collapse_tensor *t, int64_t off) {
     return 0;
 }
 
-void storage_write(collapse_tensor *t, int64_t off, double v) {
+void cl_storage_write(collapse_tensor *t, int64_t off, double v) {
     switch (t->dtype) {
     case COLLAPSE_FLOAT32: ((float *)t->storage->data)[off] = (float)v; break;
     case COLLAPSE_FLOAT64: ((double *)t->storage->data)[off] = v; break;
@@ -307,7 +338,7 @@ static collapse_status element_offset(const char *fn, const collapse_tensor *t, 
 collapse_status collapse_tensor_get(const collapse_tensor *t, const int64_t *index, double *value) {
     int64_t off = 0;
     COLLAPSE_TRY(element_offset("get", t, index, &off));
-    *value = storage_read(t, off);
+    *value = cl_storage_read(t, off);
     return COLLAPSE_OK;
 }
 
@@ -321,7 +352,7 @@ collapse_status collapse_tensor_set(collapse_tensor *t, const int64_t *index, do
     int64_t off = 0;
     COLLAPSE_TRY(element_offset("set", t, index, &off));
     COLLAPSE_TRY(check_int32_value("set", t, value));
-    storage_write(t, off, value);
+    cl_storage_write(t, off, value);
     return COLLAPSE_OK;
 }
 
@@ -337,7 +368,7 @@ collapse_status collapse_tensor_fill(collapse_tensor *t, double value) {
         }
         return COLLAPSE_OK;
     }
-    for (int64_t k = 0; k < n; k++) storage_write(t, tensor_elem_offset(t, k), value);
+    for (int64_t k = 0; k < n; k++) cl_storage_write(t, tensor_elem_offset(t, k), value);
     return COLLAPSE_OK;
 }
 
@@ -346,8 +377,8 @@ collapse_status collapse_tensor_copy(collapse_tensor *dst, const collapse_tensor
     if (n != collapse_tensor_numel(src)) {
         char a[SHAPE_BUF], b[SHAPE_BUF];
         return collapse_fail(COLLAPSE_ERR_SHAPE, "copy: size mismatch, destination %s, source %s",
-                             shape_str(dst->ndim, dst->shape, a, sizeof a),
-                             shape_str(src->ndim, src->shape, b, sizeof b));
+                             cl_shape_str(dst->ndim, dst->shape, a, sizeof a),
+                             cl_shape_str(src->ndim, src->shape, b, sizeof b));
     }
     if (dst->dtype == src->dtype && collapse_tensor_is_contiguous(dst) && collapse_tensor_is_contiguous(src)) {
         memmove(tensor_ptr(dst), tensor_ptr(src), (size_t)n * tensor_elem_size(dst));
@@ -365,7 +396,7 @@ collapse_status collapse_tensor_copy(collapse_tensor *dst, const collapse_tensor
     for (int64_t k = 0; k < n; k++) {
         int64_t so = fast_src ? src->offset + k : tensor_elem_offset(src, k);
         int64_t d_o = fast_dst ? dst->offset + k : tensor_elem_offset(dst, k);
-        storage_write(dst, d_o, storage_read(src, so));
+        cl_storage_write(dst, d_o, cl_storage_read(src, so));
     }
     return COLLAPSE_OK;
 }
@@ -392,7 +423,7 @@ collapse_status collapse_tensor_index_rows(const collapse_tensor *t, const colla
                              index->ndim, collapse_dtype_name(index->dtype));
     int64_t m = index->shape[0], rows = t->shape[0];
     for (int64_t i = 0; i < m; i++) {
-        int64_t r = (int64_t)storage_read(index, index->offset + i * index->strides[0]) - index_base;
+        int64_t r = (int64_t)cl_storage_read(index, index->offset + i * index->strides[0]) - index_base;
         if (r < 0 || r >= rows)
             return collapse_fail(COLLAPSE_ERR_RANGE, "rows: index %lld at position %lld out of range %d..%lld",
                                  (long long)(r + index_base), (long long)i + 1, index_base,
@@ -410,7 +441,7 @@ collapse_status collapse_tensor_index_rows(const collapse_tensor *t, const colla
     }
     size_t row_bytes = (size_t)shape_numel(t->ndim - 1, t->shape + 1) * tensor_elem_size(t);
     for (int64_t i = 0; i < m; i++) {
-        int64_t r = (int64_t)storage_read(index, index->offset + i * index->strides[0]) - index_base;
+        int64_t r = (int64_t)cl_storage_read(index, index->offset + i * index->strides[0]) - index_base;
         memcpy(tensor_ptr(*out) + (size_t)i * row_bytes, tensor_ptr(src) + (size_t)r * row_bytes, row_bytes);
     }
     collapse_tensor_release(src);
@@ -436,8 +467,8 @@ collapse_status collapse_tensor_index_rows_into(const collapse_tensor *t, const 
     for (int d = 0; same && d < t->ndim; d++) same = out->shape[d] == shape[d];
     if (!same)
         return collapse_fail(COLLAPSE_ERR_SHAPE, "%s: out must be a %s tensor %s, got a %s tensor %s", fn,
-                             collapse_dtype_name(t->dtype), shape_str(t->ndim, shape, want, sizeof want),
-                             collapse_dtype_name(out->dtype), shape_str(out->ndim, out->shape, got, sizeof got));
+                             collapse_dtype_name(t->dtype), cl_shape_str(t->ndim, shape, want, sizeof want),
+                             collapse_dtype_name(out->dtype), cl_shape_str(out->ndim, out->shape, got, sizeof got));
     if (!collapse_tensor_is_contiguous(out))
         return collapse_fail(COLLAPSE_ERR_ARG, "%s: out must be contiguous", fn);
     if (out->storage == t->storage || out->storage == index->storage)

@@ -21,6 +21,7 @@ struct collapse_tensor {
     int64_t shape[COLLAPSE_MAX_DIMS];
     int64_t strides[COLLAPSE_MAX_DIMS]; /* in elements */
     long refcount;
+    int view; /* 1 for a view (reshape, narrow, select, ...): it shares storage it does not own */
 };
 
 static inline size_t tensor_elem_size(const collapse_tensor *t) { return collapse_dtype_size(t->dtype); }
@@ -36,7 +37,7 @@ static inline int64_t shape_numel(int ndim, const int64_t *shape) {
 }
 
 /* Formats a shape as "[2 x 3]" into buf (for error messages). */
-const char *shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
+const char *cl_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
 #define SHAPE_BUF 96
 
 /* Offset (in elements) of the k-th element in row-major order, for strided iteration. */
@@ -50,8 +51,12 @@ static inline int64_t tensor_elem_offset(const collapse_tensor *t, int64_t k) {
     return off;
 }
 
+/* splitmix64 (Steele, Lea & Flood 2014): advances *x and returns the next 64-bit value. The one
+ * copy in the library: it seeds xoshiro256** (rng.c) and anything else needing a cheap mixer. */
+uint64_t cl_splitmix64(uint64_t *x);
+
 /* Reads element at flat storage offset as double / writes a double there (casting). */
-double storage_read(const collapse_tensor *t, int64_t off);
-void storage_write(collapse_tensor *t, int64_t off, double v);
+double cl_storage_read(const collapse_tensor *t, int64_t off);
+void cl_storage_write(collapse_tensor *t, int64_t off, double v);
 
 #endif

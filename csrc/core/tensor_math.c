@@ -57,7 +57,7 @@ collapse_status collapse_tensor_binop(collapse_binop op, const collapse_tensor *
         return collapse_fail(COLLAPSE_ERR_SHAPE,
                              "%s: size mismatch, %s and %s (shapes must match, or the second must be a "
                              "single element or match the trailing dimensions)",
-                             fn, shape_str(t->ndim, t->shape, a, sizeof a), shape_str(u->ndim, u->shape, b, sizeof b));
+                             fn, cl_shape_str(t->ndim, t->shape, a, sizeof a), cl_shape_str(u->ndim, u->shape, b, sizeof b));
     }
     collapse_tensor *a, *b;
     COLLAPSE_TRY(dense(t, &a));
@@ -98,7 +98,7 @@ collapse_status collapse_tensor_neg(const collapse_tensor *t, collapse_tensor **
 collapse_status collapse_tensor_sum_all(const collapse_tensor *t, double *out) {
     int64_t n = collapse_tensor_numel(t);
     double acc = 0;
-    for (int64_t k = 0; k < n; k++) acc += storage_read(t, tensor_elem_offset(t, k));
+    for (int64_t k = 0; k < n; k++) acc += cl_storage_read(t, tensor_elem_offset(t, k));
     *out = acc;
     return COLLAPSE_OK;
 }
@@ -106,9 +106,9 @@ collapse_status collapse_tensor_sum_all(const collapse_tensor *t, double *out) {
 collapse_status collapse_tensor_max_all(const collapse_tensor *t, double *out) {
     int64_t n = collapse_tensor_numel(t);
     if (n == 0) return collapse_fail(COLLAPSE_ERR_SHAPE, "max: the tensor is empty");
-    double m = storage_read(t, tensor_elem_offset(t, 0));
+    double m = cl_storage_read(t, tensor_elem_offset(t, 0));
     for (int64_t k = 1; k < n; k++) {
-        double v = storage_read(t, tensor_elem_offset(t, k));
+        double v = cl_storage_read(t, tensor_elem_offset(t, k));
         if (v > m || v != v) m = v;
     }
     *out = m;
@@ -119,7 +119,7 @@ collapse_status collapse_tensor_norm(const collapse_tensor *t, double *out) {
     int64_t n = collapse_tensor_numel(t);
     double acc = 0;
     for (int64_t k = 0; k < n; k++) {
-        double v = storage_read(t, tensor_elem_offset(t, k));
+        double v = cl_storage_read(t, tensor_elem_offset(t, k));
         acc += v * v;
     }
     *out = sqrt(acc);
@@ -131,11 +131,11 @@ collapse_status collapse_tensor_dot(const collapse_tensor *t, const collapse_ten
     if (n != collapse_tensor_numel(u)) {
         char a[SHAPE_BUF], b[SHAPE_BUF];
         return collapse_fail(COLLAPSE_ERR_SHAPE, "dot: size mismatch, %s and %s",
-                             shape_str(t->ndim, t->shape, a, sizeof a), shape_str(u->ndim, u->shape, b, sizeof b));
+                             cl_shape_str(t->ndim, t->shape, a, sizeof a), cl_shape_str(u->ndim, u->shape, b, sizeof b));
     }
     double acc = 0;
     for (int64_t k = 0; k < n; k++)
-        acc += storage_read(t, tensor_elem_offset(t, k)) * storage_read(u, tensor_elem_offset(u, k));
+        acc += cl_storage_read(t, tensor_elem_offset(t, k)) * cl_storage_read(u, tensor_elem_offset(u, k));
     *out = acc;
     return COLLAPSE_OK;
 }
@@ -201,7 +201,7 @@ collapse_status collapse_matmul(const collapse_tensor *a, const collapse_tensor 
                              collapse_dtype_name(a->dtype), collapse_dtype_name(b->dtype));
     if (a->ndim < 1 || a->ndim > 2 || b->ndim < 1 || b->ndim > 2)
         return collapse_fail(COLLAPSE_ERR_SHAPE, "matmul: expected 1-d or 2-d tensors, got %s @ %s",
-                             shape_str(a->ndim, a->shape, sa, sizeof sa), shape_str(b->ndim, b->shape, sb, sizeof sb));
+                             cl_shape_str(a->ndim, a->shape, sa, sizeof sa), cl_shape_str(b->ndim, b->shape, sb, sizeof sb));
     /* Promote vectors to 1 x k / k x 1 views (strides carry over), then squeeze the result. */
     collapse_tensor A = *a, B = *b;
     if (a->ndim == 1) {
@@ -213,7 +213,7 @@ collapse_status collapse_matmul(const collapse_tensor *a, const collapse_tensor 
     int64_t m = A.shape[0], k = A.shape[1], n = B.shape[1];
     if (B.shape[0] != k)
         return collapse_fail(COLLAPSE_ERR_SHAPE, "matmul: size mismatch, %s @ %s",
-                             shape_str(a->ndim, a->shape, sa, sizeof sa), shape_str(b->ndim, b->shape, sb, sizeof sb));
+                             cl_shape_str(a->ndim, a->shape, sa, sizeof sa), cl_shape_str(b->ndim, b->shape, sb, sizeof sb));
     int64_t oshape[2] = {m, n};
     int ond = 2;
     if (a->ndim == 1 && b->ndim == 1) ond = 0;
@@ -259,17 +259,17 @@ collapse_status collapse_count_correct(const collapse_tensor *logits, const coll
     if (logits->ndim != 2 || labels->ndim != 1 || labels->shape[0] != logits->shape[0] ||
         labels->dtype != COLLAPSE_INT32)
         return collapse_fail(COLLAPSE_ERR_SHAPE, "count_correct: expected logits [n x C] and int32 labels [n], got %s and %s %s",
-                             shape_str(logits->ndim, logits->shape, a, sizeof a), collapse_dtype_name(labels->dtype),
-                             shape_str(labels->ndim, labels->shape, b, sizeof b));
+                             cl_shape_str(logits->ndim, logits->shape, a, sizeof a), collapse_dtype_name(labels->dtype),
+                             cl_shape_str(labels->ndim, labels->shape, b, sizeof b));
     int64_t n = logits->shape[0], c = logits->shape[1], count = 0;
     for (int64_t i = 0; i < n; i++) {
         int64_t best = 0;
-        double bv = storage_read(logits, logits->offset + i * logits->strides[0]);
+        double bv = cl_storage_read(logits, logits->offset + i * logits->strides[0]);
         for (int64_t j = 1; j < c; j++) {
-            double v = storage_read(logits, logits->offset + i * logits->strides[0] + j * logits->strides[1]);
+            double v = cl_storage_read(logits, logits->offset + i * logits->strides[0] + j * logits->strides[1]);
             if (v > bv) { bv = v; best = j; }
         }
-        if ((int64_t)storage_read(labels, labels->offset + i * labels->strides[0]) == best + 1) count++;
+        if ((int64_t)cl_storage_read(labels, labels->offset + i * labels->strides[0]) == best + 1) count++;
     }
     *correct = count;
     return COLLAPSE_OK;

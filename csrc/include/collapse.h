@@ -99,6 +99,13 @@ COLLAPSE_API void *collapse_tensor_data(const collapse_tensor *t);
 /* Bytes of all live tensor storage in this process (for GC pressure accounting). */
 COLLAPSE_API int64_t collapse_bytes_in_use(void);
 
+/* Gives t the shape (ndim sizes), keeping its dtype: the storage is reused when its capacity holds
+ * the new element count (as torch's output:resize), else reallocated (zero-filled); contents are
+ * unspecified after a shape change, unchanged when the shape is the same. A shape change refuses views (reshape,
+ * narrow, select, ... share storage they do not own) and non-contiguous tensors. The tensor-level
+ * kernels resize their outputs with it, so callers may pass any buffer, even a 0-element one. */
+COLLAPSE_API collapse_status collapse_tensor_resize(collapse_tensor *t, int ndim, const int64_t *shape);
+
 /* Views. */
 COLLAPSE_API collapse_status collapse_tensor_reshape(collapse_tensor *t, int ndim, const int64_t *shape,
                                                      collapse_tensor **out); /* a view if contiguous, else a copy; one dim may be -1 */
@@ -164,6 +171,12 @@ COLLAPSE_API double collapse_rng_normal(collapse_rng *g);
 COLLAPSE_API int64_t collapse_rng_integer(collapse_rng *g, int64_t lo, int64_t hi);
 /* Fills perm with a uniformly random permutation of base..base+n-1 (Fisher-Yates). */
 COLLAPSE_API void collapse_rng_permutation(collapse_rng *g, int64_t n, int64_t base, int64_t *perm);
+/* The generator's state in a portable form (for checkpoints): "XS1", the four state words and the
+ * cached normal as little-endian values: the same bytes on every platform. restore also accepts
+ * the raw struct bytes (sizeof(collapse_rng)) of older checkpoints written on this platform. */
+#define COLLAPSE_RNG_STATE_BYTES 44
+COLLAPSE_API void collapse_rng_save(const collapse_rng *g, unsigned char out[COLLAPSE_RNG_STATE_BYTES]);
+COLLAPSE_API collapse_status collapse_rng_restore(collapse_rng *g, const unsigned char *state, size_t len);
 COLLAPSE_API collapse_status collapse_tensor_randn(collapse_tensor *t, collapse_rng *g); /* fills, contiguous float */
 COLLAPSE_API collapse_status collapse_tensor_rand(collapse_tensor *t, collapse_rng *g);
 
@@ -179,7 +192,23 @@ COLLAPSE_API void collapse_blas_get_info(collapse_blas_info *info);
 COLLAPSE_API collapse_status collapse_set_num_threads(int n);
 COLLAPSE_API int collapse_get_num_threads(void);
 
-/* ==== layers (csrc/nn): raw row-major arrays, _f32 and _f64 ==================== */
+/* ==== layers (csrc/nn), tensor level ==============================================
+ * THNN argument order: (input, output, weight, bias, buffers..., options). Each kernel checks
+ * every tensor once (a float dtype shared by all, shapes, contiguity), RESIZES its outputs
+ * (collapse_tensor_resize: pass any buffer you hold, even a 0-element one; views only when they
+ * already have the right shape) and dispatches to the raw _f32/_f64 tier below. Messages name
+ * the kernel and the argument: "linear_forward: size mismatch, input [2 x 5], expected [n x 3]
+ * (weight is [4 x 3])". Optional tensors may be NULL; "+=" outputs (parameter gradients) must
+ * already have their exact shape. */
+/* y = x W^T + b: x [n x in], W [out x in], b [out] or NULL; y becomes [n x out]. */
+COLLAPSE_API collapse_status collapse_linear_forward(const collapse_tensor *x, collapse_tensor *y,
+                                                     const collapse_tensor *W, const collapse_tensor *b);
+/* gx = gy W (resized to [n x in]; NULL = not needed), gW += gy^T x, gb += column sums of gy (or NULL). */
+COLLAPSE_API collapse_status collapse_linear_backward(const collapse_tensor *x, const collapse_tensor *gy,
+                                                      collapse_tensor *gx, const collapse_tensor *W,
+                                                      collapse_tensor *gW, collapse_tensor *gb);
+
+/* ==== layers (csrc/nn): raw row-major arrays, _f32 and _f64 (the internal/advanced tier) ==== */
 /* ---- linear: y[n x out] = x[n x in] W[out x in]^T + b[out] (one gemm) ------------------- */
 COLLAPSE_API collapse_status collapse_linear_forward_f32(int64_t n, int64_t in, int64_t out, const float *x,
                                                          float *y, const float *W, const float *b);

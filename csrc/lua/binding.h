@@ -17,8 +17,10 @@ typedef struct tensor_ud {
     collapse_tensor *t;
 } tensor_ud;
 
-/* Raises the last C error as a Lua error (never returns). */
+/* Raises the last C error as a Lua error (never returns), prefixed with "file:line: " of the
+ * user's code: the first Lua frame on the stack that is not a file of the collapse library. */
 int binding_raise(lua_State *L);
+int binding_error(lua_State *L, const char *msg); /* the same for a message of the binding */
 /* Raises unless s is COLLAPSE_OK. */
 #define CHECK_STATUS(L, s) \
     do { if ((s) != COLLAPSE_OK) binding_raise(L); } while (0)
@@ -41,18 +43,36 @@ void binding_account(lua_State *L);
 
 collapse_rng *rng_check(lua_State *L, int arg);
 
-/* Kernel arguments (args_lua.c): a contiguous tensor of dtype dt at arg (or NULL for nil when
- * optional) holding numel elements (-1: any); the float dtype of the tensor at arg. Errors name
- * the function and the argument. */
+/* A tensor argument of a kernel binding: NULL for nil/none (the C kernel says whether that is
+ * allowed), else the live tensor; "fn: name must be a tensor, got number" or "fn: name is a
+ * closed tensor" otherwise. Shapes, dtypes and contiguity are the C kernel's to check. */
+collapse_tensor *kernel_tensor(lua_State *L, int arg, const char *fn, const char *name);
+/* An output argument of a kernel binding. A tensor of like's dtype is used as it is (the kernel
+ * resizes it); false (or nil when make_if_nil), or a tensor of another dtype, is replaced in its
+ * stack slot by a new empty tensor of like's dtype; nil otherwise means "not wanted" (NULL).
+ * So the Lua layer holds outputs as `self.output = core.k(x, self.output, ...)`, made once. */
+collapse_tensor *kernel_output(lua_State *L, int arg, const char *fn, const char *name, const collapse_tensor *like,
+                               int make_if_nil);
+/* Returns the values at the given argument slots (the outputs after kernel_output). */
+int kernel_return(lua_State *L, const int *args, int n);
+
+/* TRANSITIONAL (args_lua.c, until every kernel binding is a thin wrapper of a tensor-level
+ * kernel): a contiguous tensor of dtype dt with numel elements (-1: any); its float dtype. */
 collapse_tensor *arg_tensor(lua_State *L, int arg, const char *fn, const char *name, collapse_dtype dt,
                             int64_t numel, int optional);
 collapse_dtype float_dtype(lua_State *L, int arg, const char *fn, const char *name);
 static inline void *ptr(collapse_tensor *t) { return t ? collapse_tensor_data(t) : NULL; }
 
-void binding_open_tensor(lua_State *L);  /* functions into the table on top */
+/* Each area file registers its functions into the table on top (module.c calls them all). */
+void binding_open_tensor(lua_State *L);
 void binding_open_rng(lua_State *L);
 void binding_open_blas(lua_State *L);
 void binding_open_system(lua_State *L);
-void binding_open_extra(lua_State *L);   /* areas added later: nn, optim, nc, io */
+void binding_open_nn(lua_State *L);
+void binding_open_conv(lua_State *L);
+void binding_open_optim(lua_State *L);
+void binding_open_nc(lua_State *L);
+void binding_open_io(lua_State *L);
+void binding_open_bound(lua_State *L);
 
 #endif

@@ -4,8 +4,6 @@
 
 #include <string.h>
 
-#include "collapse.h"
-#include "collapse.h"
 
 /* A contiguous float tensor of dtype dt (or nil when optional) with the given element count
  * (-1: any). Errors name the function and argument. */
@@ -16,44 +14,24 @@ static void matrix_dims(lua_State *L, collapse_tensor *x, const char *fn, int64_
     *f = collapse_tensor_size(x, 1);
 }
 
-/* linear_forward(x, W, b|nil, y) */
+/* linear_forward(x, y|nil, W, b|nil) -> y */
 static int l_linear_forward(lua_State *L) {
-    const char *fn = "linear_forward";
-    collapse_dtype dt = float_dtype(L, 1, fn, "x");
-    int64_t n, in;
-    collapse_tensor *x = arg_tensor(L, 1, fn, "x", dt, -1, 0);
-    matrix_dims(L, x, fn, &n, &in);
-    collapse_tensor *W = arg_tensor(L, 2, fn, "weight", dt, -1, 0);
-    int64_t out = collapse_tensor_size(W, 0);
-    if (collapse_tensor_ndim(W) != 2 || collapse_tensor_size(W, 1) != in)
-        return luaL_error(L, "%s: weight must be [out x %d]", fn, (int)in);
-    collapse_tensor *b = arg_tensor(L, 3, fn, "bias", dt, out, 1);
-    collapse_tensor *y = arg_tensor(L, 4, fn, "output", dt, n * out, 0);
-    collapse_status s = dt == COLLAPSE_FLOAT32
-        ? collapse_linear_forward_f32(n, in, out, ptr(x), ptr(y), ptr(W), ptr(b))
-        : collapse_linear_forward_f64(n, in, out, ptr(x), ptr(y), ptr(W), ptr(b));
-    CHECK_STATUS(L, s);
-    return 0;
+    static const char fn[] = "linear_forward";
+    collapse_tensor *W = kernel_tensor(L, 3, fn, "weight");
+    CHECK_STATUS(L, collapse_linear_forward(kernel_tensor(L, 1, fn, "input"), kernel_output(L, 2, fn, "output", W, 1),
+                                            W, kernel_tensor(L, 4, fn, "bias")));
+    return kernel_return(L, (const int[]){2}, 1);
 }
 
-/* linear_backward(x, W, gy, gx|nil, gW, gb|nil) */
+/* linear_backward(x, gy, gx|false|nil, W, gW, gb|nil) -> gx (nil when not wanted) */
 static int l_linear_backward(lua_State *L) {
-    const char *fn = "linear_backward";
-    collapse_dtype dt = float_dtype(L, 1, fn, "x");
-    int64_t n, in;
-    collapse_tensor *x = arg_tensor(L, 1, fn, "x", dt, -1, 0);
-    matrix_dims(L, x, fn, &n, &in);
-    collapse_tensor *W = arg_tensor(L, 2, fn, "weight", dt, -1, 0);
-    int64_t out = collapse_tensor_size(W, 0);
-    collapse_tensor *gy = arg_tensor(L, 3, fn, "grad_output", dt, n * out, 0);
-    collapse_tensor *gx = arg_tensor(L, 4, fn, "grad_input", dt, n * in, 1);
-    collapse_tensor *gW = arg_tensor(L, 5, fn, "weight_grad", dt, out * in, 0);
-    collapse_tensor *gb = arg_tensor(L, 6, fn, "bias_grad", dt, out, 1);
-    collapse_status s = dt == COLLAPSE_FLOAT32
-        ? collapse_linear_backward_f32(n, in, out, ptr(x), ptr(gy), ptr(gx), ptr(W), ptr(gW), ptr(gb))
-        : collapse_linear_backward_f64(n, in, out, ptr(x), ptr(gy), ptr(gx), ptr(W), ptr(gW), ptr(gb));
-    CHECK_STATUS(L, s);
-    return 0;
+    static const char fn[] = "linear_backward";
+    collapse_tensor *W = kernel_tensor(L, 4, fn, "weight");
+    CHECK_STATUS(L, collapse_linear_backward(kernel_tensor(L, 1, fn, "input"), kernel_tensor(L, 2, fn, "grad_output"),
+                                             kernel_output(L, 3, fn, "grad_input", W, 0), W,
+                                             kernel_tensor(L, 5, fn, "grad_weight"),
+                                             kernel_tensor(L, 6, fn, "grad_bias")));
+    return kernel_return(L, (const int[]){3}, 1);
 }
 
 /* The arguments every batchnorm forward binding takes: x, y, gamma|nil, beta|nil, running_mean|nil,
@@ -241,57 +219,6 @@ static int l_cross_entropy(lua_State *L) {
     return 1;
 }
 
-/* sgd_step(x, g, buf|nil, first, lr, momentum, dampening, nesterov, weight_decay [, zero_grad]) */
-static int l_sgd_step(lua_State *L) {
-    const char *fn = "sgd_step";
-    collapse_dtype dt = float_dtype(L, 1, fn, "param");
-    collapse_tensor *x = arg_tensor(L, 1, fn, "param", dt, -1, 0);
-    int64_t n = collapse_tensor_numel(x);
-    collapse_tensor *g = arg_tensor(L, 2, fn, "grad", dt, n, 0);
-    collapse_tensor *buf = arg_tensor(L, 3, fn, "momentum_buffer", dt, n, 1);
-    int ready = !lua_toboolean(L, 4);
-    double lr = luaL_checknumber(L, 5), mom = luaL_checknumber(L, 6), damp = luaL_checknumber(L, 7);
-    int nesterov = lua_toboolean(L, 8);
-    double wd = luaL_checknumber(L, 9);
-    collapse_status s;
-    if (lua_toboolean(L, 10)) /* zero the gradient in the same pass */
-        s = dt == COLLAPSE_FLOAT32
-            ? collapse_sgd_step_zero_grad_f32(n, ptr(x), ptr(g), ptr(buf), &ready, lr, mom, damp, nesterov, wd)
-            : collapse_sgd_step_zero_grad_f64(n, ptr(x), ptr(g), ptr(buf), &ready, lr, mom, damp, nesterov, wd);
-    else
-        s = dt == COLLAPSE_FLOAT32
-            ? collapse_sgd_step_f32(n, ptr(x), ptr(g), ptr(buf), &ready, lr, mom, damp, nesterov, wd)
-            : collapse_sgd_step_f64(n, ptr(x), ptr(g), ptr(buf), &ready, lr, mom, damp, nesterov, wd);
-    CHECK_STATUS(L, s);
-    return 0;
-}
-
-/* adam_step(x, g, m, v, step, lr, beta1, beta2, eps, weight_decay, decoupled [, zero_grad]) */
-static int l_adam_step(lua_State *L) {
-    const char *fn = "adam_step";
-    collapse_dtype dt = float_dtype(L, 1, fn, "param");
-    collapse_tensor *x = arg_tensor(L, 1, fn, "param", dt, -1, 0);
-    int64_t n = collapse_tensor_numel(x);
-    collapse_tensor *g = arg_tensor(L, 2, fn, "grad", dt, n, 0);
-    collapse_tensor *m = arg_tensor(L, 3, fn, "exp_avg", dt, n, 0);
-    collapse_tensor *v = arg_tensor(L, 4, fn, "exp_avg_sq", dt, n, 0);
-    lua_Integer step = luaL_checkinteger(L, 5);
-    double lr = luaL_checknumber(L, 6), b1 = luaL_checknumber(L, 7), b2 = luaL_checknumber(L, 8);
-    double eps = luaL_checknumber(L, 9), wd = luaL_checknumber(L, 10);
-    int decoupled = lua_toboolean(L, 11);
-    collapse_status s;
-    if (lua_toboolean(L, 12)) /* zero the gradient in the same pass */
-        s = dt == COLLAPSE_FLOAT32
-            ? collapse_adam_step_zero_grad_f32(n, ptr(x), ptr(g), ptr(m), ptr(v), step, lr, b1, b2, eps, wd, decoupled)
-            : collapse_adam_step_zero_grad_f64(n, ptr(x), ptr(g), ptr(m), ptr(v), step, lr, b1, b2, eps, wd, decoupled);
-    else
-        s = dt == COLLAPSE_FLOAT32
-            ? collapse_adam_step_f32(n, ptr(x), ptr(g), ptr(m), ptr(v), step, lr, b1, b2, eps, wd, decoupled)
-            : collapse_adam_step_f64(n, ptr(x), ptr(g), ptr(m), ptr(v), step, lr, b1, b2, eps, wd, decoupled);
-    CHECK_STATUS(L, s);
-    return 0;
-}
-
 void binding_open_nn(lua_State *L) {
     static const luaL_Reg fns[] = {
         {"linear_forward", l_linear_forward}, {"linear_backward", l_linear_backward},
@@ -299,7 +226,7 @@ void binding_open_nn(lua_State *L) {
         {"batchnorm_relu_forward", l_batchnorm_relu_forward}, {"batchnorm_relu_backward", l_batchnorm_relu_backward},
         {"relu_forward", l_relu_forward}, {"relu_backward", l_relu_backward},
         {"tanh_forward", l_tanh_forward}, {"tanh_backward", l_tanh_backward},
-        {"cross_entropy", l_cross_entropy}, {"sgd_step", l_sgd_step}, {"adam_step", l_adam_step},
+        {"cross_entropy", l_cross_entropy},
         {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-collapse_rng *rng_check(lua_State *L, int arg) { return luaL_checkudata(L, arg, RNG_MT); }
 
 static int l_rng(lua_State *L) {
     lua_Integer seed = luaL_optinteger(L, 1, 0);
@@ -65,10 +64,11 @@ static int g_seed(lua_State *L) {
     return 0;
 }
 
-/* The generator's full state as a string (for checkpoints) and back. */
+/* The generator's state as a portable string (collapse_rng_save, for checkpoints) and back. */
 static int g_state(lua_State *L) {
-    collapse_rng *g = rng_check(L, 1);
-    lua_pushlstring(L, (const char *)g, sizeof *g);
+    unsigned char buf[COLLAPSE_RNG_STATE_BYTES];
+    collapse_rng_save(rng_check(L, 1), buf);
+    lua_pushlstring(L, (const char *)buf, sizeof buf);
     return 1;
 }
 
@@ -76,8 +76,7 @@ static int g_load_state(lua_State *L) {
     collapse_rng *g = rng_check(L, 1);
     size_t len;
     const char *s = luaL_checklstring(L, 2, &len);
-    if (len != sizeof *g) return luaL_error(L, "load_state: rng state has %d bytes, expected %d", (int)len, (int)sizeof *g);
-    memcpy(g, s, len);
+    CHECK_STATUS(L, collapse_rng_restore(g, (const unsigned char *)s, len));
     return 0;
 }
 
@@ -97,7 +96,7 @@ void binding_open_rng(lua_State *L) {
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, g_tostring);
     lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
+    lua_setfield(L, -2, "rng_mt"); /* for the Lua layer's argument checks (collapse.checks) */
     lua_pushcfunction(L, l_rng);
     lua_setfield(L, -2, "rng");
 }

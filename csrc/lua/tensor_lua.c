@@ -5,61 +5,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* ---- userdata plumbing ------------------------------------------------------- */
-collapse_tensor **tensor_push_slot(lua_State *L) {
-    tensor_ud *ud = lua_newuserdatauv(L, sizeof *ud, 0);
-    ud->t = NULL;
-    luaL_setmetatable(L, TENSOR_MT);
-    return &ud->t;
-}
-
-void tensor_pushed(lua_State *L) { binding_account(L); }
-
-void tensor_push(lua_State *L, collapse_tensor *t) {
-    *tensor_push_slot(L) = t;
-    tensor_pushed(L);
-}
-
-collapse_tensor *tensor_test(lua_State *L, int arg) {
-    tensor_ud *ud = luaL_testudata(L, arg, TENSOR_MT);
-    return ud ? ud->t : NULL;
-}
-
-collapse_tensor *tensor_check(lua_State *L, int arg) {
-    tensor_ud *ud = luaL_testudata(L, arg, TENSOR_MT);
-    if (!ud) luaL_typeerror(L, arg, TENSOR_MT);
-    if (!ud->t) luaL_argerror(L, arg, "tensor was closed");
-    return ud->t;
-}
-
-collapse_dtype dtype_opt(lua_State *L, int arg, collapse_dtype def) {
-    if (lua_isnoneornil(L, arg)) return def;
-    const char *name = luaL_checkstring(L, arg);
-    collapse_dtype d;
-    if (collapse_dtype_from_name(name, &d) != COLLAPSE_OK)
-        luaL_argerror(L, arg, lua_pushfstring(L, "unknown dtype '%s' (expected float32, float64 or int32)", name));
-    return d;
-}
-
-int shape_check(lua_State *L, int arg, int64_t *shape) {
-    luaL_checktype(L, arg, LUA_TTABLE);
-    lua_Integer n = luaL_len(L, arg);
-    if (n > COLLAPSE_MAX_DIMS)
-        luaL_argerror(L, arg, lua_pushfstring(L, "shape with at most %d dimensions expected, got %d",
-                                              COLLAPSE_MAX_DIMS, (int)n));
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_geti(L, arg, i);
-        int isnum;
-        lua_Integer v = lua_tointegerx(L, -1, &isnum);
-        if (!isnum || v < 0)
-            luaL_argerror(L, arg, lua_pushfstring(L, "shape entry %d must be a non-negative integer, got %s",
-                                                  (int)i, isnum ? lua_tostring(L, -1) : luaL_typename(L, -1)));
-        shape[i - 1] = v;
-        lua_pop(L, 1);
-    }
-    return (int)n;
-}
-
 static int t_gc(lua_State *L) {
     tensor_ud *ud = luaL_checkudata(L, 1, TENSOR_MT);
     collapse_tensor_release(ud->t);
@@ -453,6 +398,17 @@ static int m_fill(lua_State *L) {
     return 1;
 }
 
+/* t:resize(shape) -> t: capacity-keeping resize (collapse_tensor_resize). */
+static int m_resize(lua_State *L) {
+    collapse_tensor *t = tensor_check(L, 1);
+    int64_t shape[COLLAPSE_MAX_DIMS];
+    int nd = shape_check(L, 2, shape);
+    CHECK_STATUS(L, collapse_tensor_resize(t, nd, shape));
+    binding_account(L);
+    lua_settop(L, 1);
+    return 1;
+}
+
 static int m_copy(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
     CHECK_STATUS(L, collapse_tensor_copy(t, tensor_check(L, 2)));
@@ -461,6 +417,12 @@ static int m_copy(lua_State *L) {
 }
 
 static int m_close(lua_State *L) { return t_gc(L); }
+
+/* is_live(v): v is a tensor that has not been closed (for the Lua layer's argument checks). */
+static int l_is_live(lua_State *L) {
+    lua_pushboolean(L, tensor_test(L, 1) != NULL);
+    return 1;
+}
 
 /* The raw bytes of the tensor's elements in row-major order (native endianness). */
 static int m_tobytes(lua_State *L) {
@@ -642,7 +604,7 @@ static const luaL_Reg methods[] = {
     {"clone", m_clone}, {"to", m_to}, {"contiguous", m_contiguous}, {"reshape", m_reshape}, {"t", m_t},
     {"row", m_row}, {"select", m_select}, {"narrow", m_narrow}, {"rows", m_rows}, {"rows_into", m_rows_into},
     {"fill", m_fill},
-    {"copy", m_copy}, {"add", m_add}, {"sub", m_sub}, {"mul", m_mul}, {"div", m_div}, {"matmul", m_matmul},
+    {"copy", m_copy}, {"resize", m_resize}, {"add", m_add}, {"sub", m_sub}, {"mul", m_mul}, {"div", m_div}, {"matmul", m_matmul},
     {"sum", m_sum}, {"mean", m_mean}, {"max", m_max}, {"argmax", m_argmax}, {"norm", m_norm}, {"dot", m_dot},
     {"close", m_close}, {"tobytes", m_tobytes}, {NULL, NULL}};
 
@@ -653,7 +615,7 @@ static const luaL_Reg metamethods[] = {
 static const luaL_Reg functions[] = {
     {"zeros", l_zeros}, {"full", l_full}, {"tensor", l_tensor}, {"arange", l_arange},
     {"randn", l_randn}, {"rand", l_rand}, {"frombytes", l_frombytes},
-    {"count_correct", l_count_correct}, {NULL, NULL}};
+    {"count_correct", l_count_correct}, {"is_live", l_is_live}, {NULL, NULL}};
 
 void binding_open_tensor(lua_State *L) {
     luaL_newmetatable(L, TENSOR_MT);

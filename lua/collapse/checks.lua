@@ -1,0 +1,133 @@
+--- collapse.checks: the one argument-check module of the Lua layer.
+-- Every check names the function, the argument and what was expected, and raises with an error
+-- level that blames the USER's line: the first stack frame outside the collapse library (the same
+-- rule as the C binding's errors, csrc/lua/binding.c), so a check may sit in a helper at any depth.
+-- Checks that the C kernels already make (shapes, dtypes, contiguity of kernel arguments) are not
+-- repeated here; these are for what only Lua sees (options tables, Lua numbers, label arrays, ...).
+local core = require("collapse.core")
+
+local checks = {}
+
+-- A chunk of the library: a .lua file directly in a directory named collapse or collapse/nn.
+local function library_source(src)
+  return src:find("/collapse/[%w_]+%.lua$") ~= nil or src:find("/collapse/nn/[%w_]+%.lua$") ~= nil
+end
+
+--- The error level (for error(msg, level) called by the caller of level()) of the first frame
+-- outside the library.
+function checks.user_level()
+  local level = 3 -- 1 = user_level, 2 = its caller (the check), 3 = the check's caller
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then return 1 end
+    if info.what ~= "C" and not library_source(info.source) then return level - 1 end
+    level = level + 1
+  end
+end
+
+--- "file:line: " of the user's frame ("" when none), for messages raised with level 0.
+function checks.where()
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "Sl")
+    if not info then return "" end
+    if info.what ~= "C" and not library_source(info.source) then
+      return info.currentline > 0 and ("%s:%d: "):format(info.short_src, info.currentline) or ""
+    end
+    level = level + 1
+  end
+end
+
+--- Raises "fn: msg" (msg formatted with ...) blaming the user's line.
+function checks.fail(fn, msg, ...)
+  local text = ("%s: " .. msg):format(fn, ...)
+  error(checks.where() .. text, 0)
+end
+local fail = checks.fail
+
+-- A value for messages: strings quoted, everything else tostring'd.
+local function show(v)
+  if type(v) == "string" then return ("'%s'"):format(v) end
+  return tostring(v)
+end
+checks.show = show
+
+function checks.positive_int(fn, name, v)
+  if math.type(v) ~= "integer" or v < 1 then fail(fn, "%s must be a positive integer, got %s", name, tostring(v)) end
+  return v
+end
+
+--- An integer >= lo.
+function checks.int_min(fn, name, v, lo)
+  if math.type(v) ~= "integer" or v < lo then fail(fn, "%s must be an integer >= %d, got %s", name, lo, tostring(v)) end
+  return v
+end
+
+--- A number in [lo, hi] (or [lo, hi) when open_hi); NaN fails.
+function checks.number_in(fn, name, v, lo, hi, open_hi)
+  if type(v) ~= "number" or v ~= v or v < lo or (open_hi and v >= hi) or (not open_hi and v > hi) then
+    fail(fn, "%s must be a number in [%g, %g%s, got %s", name, lo, hi, open_hi and ")" or "]", tostring(v))
+  end
+  return v
+end
+
+--- An options table (nil gives {}); keys not in `allowed` (a set) are rejected.
+function checks.options(fn, opts, allowed)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then fail(fn, "options must be a table, got %s", type(opts)) end
+  for k in pairs(opts) do
+    if allowed[k] == nil then fail(fn, "unknown option '%s'", tostring(k)) end
+  end
+  return opts
+end
+
+function checks.is_tensor(x) return getmetatable(x) == core.tensor_mt end
+
+--- A live tensor argument: "fn: x must be a tensor, got number" / "fn: x is a closed tensor".
+function checks.tensor(fn, name, v)
+  if getmetatable(v) ~= core.tensor_mt then fail(fn, "%s must be a tensor, got %s", name, type(v)) end
+  if not core.is_live(v) then fail(fn, "%s is a closed tensor", name) end
+  return v
+end
+
+local FLOAT = { float32 = true, float64 = true }
+--- A float dtype name ("float32" or "float64").
+function checks.float_dtype(fn, name, v)
+  if not FLOAT[v] then fail(fn, "%s must be 'float32' or 'float64', got %s", name, show(v)) end
+  return v
+end
+
+--- A generator made by collapse.rng (or nil when optional).
+function checks.rng(fn, name, v, optional)
+  if v == nil and optional then return nil end
+  if getmetatable(v) ~= core.rng_mt then fail(fn, "%s must be a generator (collapse.rng(seed)), got %s", name, type(v)) end
+  return v
+end
+
+--- Labels as an int32 tensor: an int32 tensor passes (the C kernels check the range 1..C); a Lua
+-- array must hold integers (1.5 is refused, not truncated) in 1..classes when classes is given.
+function checks.labels(fn, labels, classes)
+  if getmetatable(labels) == core.tensor_mt then
+    if labels:dtype() == "int32" then return labels end
+    labels = labels:totable()
+    if type(labels) ~= "table" then fail(fn, "labels must be a 1-d tensor or an array of integers") end
+  elseif type(labels) ~= "table" then
+    fail(fn, "labels must be an int32 tensor or an array of integers, got %s", type(labels))
+  end
+  for i = 1, #labels do
+    local v = labels[i]
+    local k = math.tointeger(v)
+    if not k then fail(fn, "label %s at index %d is not an integer", tostring(v), i) end
+    if classes and (k < 1 or k > classes) then fail(fn, "label %d at index %d is outside 1..%d", k, i, classes) end
+  end
+  return core.tensor(labels, "int32")
+end
+
+--- A method called as obj.f() instead of obj:f(): self is nil or not an object of the library (a
+-- plain table, e.g. an options table that took self's place). `usage` is shown, e.g. "opt:step()".
+-- Pure Lua (no call into C): it runs on every step.
+function checks.method(fn, self, usage)
+  if self == nil or self.__collapse_object == nil then fail(fn, "call with ':' (%s)", usage) end
+end
+
+return checks

@@ -1,0 +1,55 @@
+--- nn.Linear(in, out, {bias = true, dtype =, rng =}): y = x W^T + b, W is [out x in], initialised
+-- U(-1/sqrt(in), 1/sqrt(in)) like the bias (PyTorch's default). Kernels: collapse_linear_forward /
+-- collapse_linear_backward (csrc/nn/linear_tensor.c), which check the input and resize the outputs.
+local collapse = require("collapse")
+local core = require("collapse.core")
+local checks = require("collapse.checks")
+local class = require("collapse.nn.class")
+local Module = require("collapse.nn.Module")
+
+local Linear = class("nn.Linear", Module)
+
+function Linear:init(n_in, n_out, opts)
+  local fn = "Linear"
+  checks.positive_int(fn, "in_features", n_in)
+  checks.positive_int(fn, "out_features", n_out)
+  opts = checks.options(fn, opts, { bias = true, dtype = true, rng = true })
+  local dtype = opts.dtype and checks.float_dtype(fn, "dtype", opts.dtype) or collapse.default_dtype()
+  local rng = checks.rng(fn, "rng", opts.rng, true) or collapse.rng(0)
+  self.in_features, self.out_features, self.dtype = n_in, n_out, dtype
+  self._tensors = { "weight", "bias", "weight_grad", "bias_grad" }
+  local bound = 1 / math.sqrt(n_in)
+  self.weight = Module.uniform({ n_out, n_in }, bound, dtype, rng)
+  self.weight_grad = core.zeros({ n_out, n_in }, dtype)
+  if opts.bias == nil or opts.bias then
+    self.bias = Module.uniform({ n_out }, bound, dtype, rng)
+    self.bias_grad = core.zeros({ n_out }, dtype)
+  end
+end
+
+function Linear:describe()
+  return ("nn.Linear(%d -> %d%s)"):format(self.in_features, self.out_features, self.bias and "" or ", no bias")
+end
+
+function Linear:parameters()
+  local p = { self:param("weight", self.weight, self.weight_grad) }
+  if self.bias then p[2] = self:param("bias", self.bias, self.bias_grad) end
+  return p
+end
+
+function Linear:forward(x)
+  self.output = core.linear_forward(x, self.output, self.weight, self.bias)
+  return self.output
+end
+
+--- grad_input only when need_input_grad ~= false (a first layer needs none).
+function Linear:backward(x, gy, need_input_grad)
+  self:need_forward("Linear.backward")
+  local gx = nil
+  if need_input_grad ~= false then gx = self.grad_input or false end
+  gx = core.linear_backward(x, gy, gx, self.weight, self.weight_grad, self.bias_grad)
+  if gx then self.grad_input = gx end
+  return gx
+end
+
+return Linear

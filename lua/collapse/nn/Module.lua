@@ -1,0 +1,91 @@
+--- nn.Module: the base class. A module has forward(x) and backward(x, grad_output,
+-- need_input_grad) (returns grad_input, or nil when need_input_grad == false, and accumulates
+-- the parameter gradients), parameters(), buffers(), zero_grad(), train(), evaluate(), state(),
+-- load_state(), to(dtype), num_parameters(), describe().
+-- Output and gradient tensors (self.output, self.grad_input, ...) are created by the first kernel
+-- call and then resized in C by every later one (collapse_tensor_resize): no Lua buffer code.
+local checks = require("collapse.checks")
+local class = require("collapse.nn.class")
+
+local Module = class("nn.Module")
+
+function Module:init() end
+function Module:describe() return getmetatable(self).__name .. "()" end
+function Module:parameters() return {} end
+function Module:buffers() return {} end
+function Module:train() self.training = true; return self end
+function Module:evaluate() self.training = false; return self end
+
+function Module:zero_grad()
+  for _, p in ipairs(self:parameters()) do p.grad:fill(0) end
+end
+
+function Module:num_parameters()
+  local n = 0
+  for _, p in ipairs(self:parameters()) do n = n + p.value:numel() end
+  return n
+end
+
+--- A parameter entry of parameters(): weight decay applies (decay = true) unless told otherwise.
+function Module:param(name, value, grad)
+  return { name = name, value = value, grad = grad, decay = true, module = self }
+end
+
+--- Raises "Name.backward: call forward first" unless forward has run (self.output set).
+function Module:need_forward(fn)
+  if self.output == nil then checks.fail(fn, "call forward first") end
+end
+
+--- Parameters and buffers by name, cloned (a checkpointable table of tensors).
+function Module:state()
+  local s = {}
+  for _, p in ipairs(self:parameters()) do s[p.name] = p.value:clone() end
+  for _, b in ipairs(self:buffers()) do s[b.name] = b.value:clone() end
+  return s
+end
+
+local function shape_str(t) return "[" .. table.concat(t:shape(), " x ") .. "]" end
+
+local function load_entries(s, list)
+  for _, p in ipairs(list) do
+    local src = s[p.name]
+    if src == nil then checks.fail("load_state", "missing entry '%s'", p.name) end
+    if not checks.is_tensor(src) then
+      checks.fail("load_state", "entry '%s' must be a tensor of shape %s, got %s", p.name, shape_str(p.value), type(src))
+    end
+    local a, b = shape_str(src), shape_str(p.value)
+    if a ~= b then checks.fail("load_state", "entry '%s' has shape %s, expected %s", p.name, a, b) end
+    p.value:copy(src)
+  end
+end
+
+--- Copies a state() table into the parameters and buffers (shapes must match exactly).
+function Module:load_state(s)
+  if type(s) ~= "table" then checks.fail("load_state", "table of tensors expected, got %s", type(s)) end
+  load_entries(s, self:parameters())
+  load_entries(s, self:buffers())
+  return self
+end
+
+--- Converts parameters and buffers (the fields listed in self._tensors) to a float dtype in place;
+-- outputs and gradient buffers are dropped (the next kernel call makes them in the new dtype).
+function Module:to(dtype)
+  checks.float_dtype(getmetatable(self).__name .. ".to", "dtype", dtype)
+  for _, field in ipairs(self._tensors or {}) do
+    if self[field] then self[field] = self[field]:to(dtype) end
+  end
+  if self.dtype then self.dtype = dtype end
+  for _, field in ipairs(self._outputs or { "output", "grad_input" }) do self[field] = nil end
+  return self
+end
+
+--- Uniform(-bound, bound) initialisation as PyTorch's Linear/Conv2d default (bound = 1/sqrt(fan_in)).
+function Module.uniform(shape, bound, dtype, rng)
+  return require("collapse.core").rand(shape, dtype, rng) * (2 * bound) - bound
+end
+
+--- Offered fusion with the next module: nil (none) unless a class overrides it; see
+-- BatchNorm:fuse_with. Sequential asks every module; it knows no class pairs itself.
+function Module:fuse_with(_) return nil end
+
+return Module
