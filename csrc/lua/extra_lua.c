@@ -6,6 +6,7 @@ void binding_open_conv(lua_State *L);
 void binding_open_nc(lua_State *L);
 void binding_open_io(lua_State *L);
 void binding_open_bound(lua_State *L);
+void binding_open_images(lua_State *L); /* image data sets, .npz (data branch) */
 
 void binding_open_extra(lua_State *L) {
     binding_open_nn(L);
@@ -13,4 +14,5 @@ void binding_open_extra(lua_State *L) {
     binding_open_nc(L);
     binding_open_io(L);
     binding_open_bound(L);
+    binding_open_images(L);
 }
