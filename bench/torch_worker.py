@@ -1,7 +1,9 @@
 """One benchmark process for PyTorch: python3 bench/torch_worker.py WORKLOAD DIR WARMUP TIMED THREADS
 
-WORKLOAD: conic | fashion. The same models, data and loop as bench/collapse_worker.lua, written
-as idiomatic PyTorch (nn.Sequential, index batching from one randperm per epoch, no DataLoader).
+WORKLOAD: conic | fashion | cnn | resnet. The same models, data and loop as
+bench/collapse_worker.lua, written as idiomatic PyTorch (nn.Sequential, index batching from one
+randperm per epoch, no DataLoader). cnn and resnet (issue 9) are in bench/torch_cnn.py; one
+repetition of cnn is 8 SGD steps, of resnet one training step.
 Prints one JSON line: times, the OpenBLAS core, torch's CPU capability, threads, VmHWM.
 """
 import gzip
@@ -60,6 +62,9 @@ def main():
         layers += [torch.nn.Linear(512, 10)]
         model = torch.nn.Sequential(*layers)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    elif workload in ("cnn", "resnet"):
+        from torch_cnn import run_cnn
+        return run_cnn(workload, folder, warmup, timed, threads, report)
     else:
         raise SystemExit("unknown workload " + workload)
 
@@ -88,6 +93,10 @@ def main():
         t0 = time.perf_counter()
         loss = epoch()
         times.append(time.perf_counter() - t0)
+    report(workload, times, loss)
+
+
+def report(workload, times, loss):
     print(json.dumps({"contender": "pytorch", "workload": workload, "times": times,
                       "blas_core": openblas_core(), "threads": torch.get_num_threads(),
                       "torch_cpu_capability": cpu_capability(),

@@ -668,6 +668,39 @@ COLLAPSE_API collapse_status collapse_avgpool2d_backward_f64(const int64_t input
 
 /* (the conv2d/pooling section is added above this line) */
 
+/* ==== image data sets and .npz archives (csrc/io: zip.c, npz.c, cifar.c, imagenet32.c, images.c;
+ * docs/data.md). Added by the data branch (issue 9); keep this section last. ==================== */
+
+/* Every member of a NumPy .npz archive (np.savez: stored, np.savez_compressed: deflated; zip64
+ * archives are refused). names[i] is the member name without ".npy"; arrays[i] its array with the
+ * dtypes of collapse_npy_read (integers -> int32, range-checked). Free with collapse_npz_free. */
+typedef struct collapse_npz {
+    int count;
+    char **names;
+    collapse_array *arrays;
+} collapse_npz;
+COLLAPSE_API collapse_status collapse_npz_read(const char *path, collapse_npz *out);
+COLLAPSE_API void collapse_npz_free(collapse_npz *z);
+
+/* CIFAR-10 (variant 10: records of 1 label byte + 3072 pixels) or CIFAR-100 (variant 100: coarse,
+ * fine label bytes + 3072 pixels; fine_labels picks the fine one) binary files, read in order into
+ * images float32 [N x 3 x 32 x 32] in [0, 1] and labels int32 1..C. Each file's record count follows
+ * from its size (a partial record is an error); limit > 0 stops after that many records. */
+COLLAPSE_API collapse_status collapse_cifar_read(const char *const *paths, int npaths, int variant, int fine_labels,
+                                                 int64_t limit, collapse_array *images, collapse_array *labels);
+
+/* Downsampled ImageNet 32 x 32 .npz files (members data uint8 [N x 3072], labels 1..1000), read in
+ * order into images float32 [N x 3 x 32 x 32] in [0, 1] and labels int32; limit as above. */
+COLLAPSE_API collapse_status collapse_imagenet32_read(const char *const *paths, int npaths, int64_t limit,
+                                                      collapse_array *images, collapse_array *labels);
+
+/* In place: x[i, k, :] = (x[i, k, :] - mean[k]) / std[k] over n images of c channels of hw pixels. */
+COLLAPSE_API collapse_status collapse_images_normalize(float *x, int64_t n, int64_t c, int64_t hw,
+                                                       const double *mean, const double *std);
+/* out [n x c x (h + 2 pad) x (w + 2 pad)] = x [n x c x h x w] with a zero border of width pad. */
+COLLAPSE_API collapse_status collapse_images_pad(const float *x, int64_t n, int64_t c, int64_t h, int64_t w,
+                                                 int64_t pad, float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "io/io_internal.h"
+#include "io/npz_internal.h"
 
 #define NPY_MAX_HEADER (1 << 20)
 
@@ -386,4 +387,25 @@ collapse_status collapse_npy_write(const char *path, collapse_dtype dtype, int n
         return s;
     }
     return io_atomic_commit(&w);
+}
+
+/* ---- shared with the .npz reader (io/npz_internal.h) --------------------------------- */
+
+collapse_status io_npy_parse(const char *where, const char *text, size_t len, io_npy_info *info) {
+    npy_header hd;
+    memset(&hd, 0, sizeof hd);
+    memset(info, 0, sizeof *info);
+    COLLAPSE_TRY(npy_parse_header(where, text, len, &hd));
+    if (!npy_descr(hd.descr, &info->st, &info->big))
+        return collapse_fail(COLLAPSE_ERR_DTYPE,
+                             "npy: %s: unsupported dtype '%s', expected float32 '<f4', float64 '<f8' or an integer "
+                             "type ('|u1', '<i4', '<i8', ...)",
+                             where, hd.descr);
+    if (hd.fortran)
+        return collapse_fail(COLLAPSE_ERR_FORMAT, "npy: %s: fortran_order is True, only C-order arrays are supported",
+                             where);
+    info->ndim = hd.ndim;
+    for (int i = 0; i < hd.ndim; i++) info->shape[i] = hd.shape[i];
+    snprintf(info->descr, sizeof info->descr, "%s", hd.descr);
+    return COLLAPSE_OK;
 }

@@ -74,5 +74,6 @@ void binding_open_optim(lua_State *L);
 void binding_open_nc(lua_State *L);
 void binding_open_io(lua_State *L);
 void binding_open_bound(lua_State *L);
+void binding_open_images(lua_State *L); /* image data sets, .npz */
 
 #endif

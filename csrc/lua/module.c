@@ -14,6 +14,7 @@ COLLAPSE_API int luaopen_collapse_core(lua_State *L) {
     binding_open_nc(L);
     binding_open_io(L);
     binding_open_bound(L);
+    binding_open_images(L);
     lua_pushstring(L, COLLAPSE_VERSION);
     lua_setfield(L, -2, "version");
     return 1;

@@ -324,4 +324,7 @@ function data.csv(path, opts)
   return data.Dataset{ x = x, y = y, classes = o.classes or nil, name = path:match("[^/]*$") }
 end
 
+-- Image data sets and .npz archives (data.cifar10, cifar100, mnist, imagenet32, npz): images.lua.
+require("collapse.images").register(data)
+
 return data
