@@ -106,6 +106,8 @@ function nc.measure_model(model, dataset, opts)
   return stats:result(check_q(fn, opts.q))
 end
 
+nc.measure_layers = require("collapse.nc.layers").measure_layers
+
 local function check_lambda_classes(fn, lambda, classes)
   if type(lambda) ~= "number" or lambda ~= lambda or lambda <= 0 then
     fail(fn, "lambda must be a positive number, got %s", tostring(lambda))
