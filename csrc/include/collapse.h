@@ -397,6 +397,16 @@ COLLAPSE_API collapse_status collapse_nc_stats_pass1(collapse_nc_stats *s, colla
 COLLAPSE_API collapse_status collapse_nc_stats_end_pass1(collapse_nc_stats *s);
 COLLAPSE_API collapse_status collapse_nc_stats_pass2(collapse_nc_stats *s, collapse_dtype dtype,
                                                      const void *features, int64_t n, const int32_t *labels);
+/* The same passes on tensors: features must be a contiguous float32/float64 [n x dim] tensor with
+ * dim the stats' own, labels a contiguous int32 [n]; anything else fails naming both shapes
+ * (the raw-pointer passes cannot see the width of what they are given). */
+COLLAPSE_API collapse_status collapse_nc_stats_pass1_tensor(collapse_nc_stats *s, const collapse_tensor *features,
+                                                            const collapse_tensor *labels);
+COLLAPSE_API collapse_status collapse_nc_stats_pass2_tensor(collapse_nc_stats *s, const collapse_tensor *features,
+                                                            const collapse_tensor *labels);
+/* classes, dim and flags the stats were made with; any pointer may be NULL. */
+COLLAPSE_API collapse_status collapse_nc_stats_shape(const collapse_nc_stats *s, int *classes, int64_t *dim,
+                                                     int *flags);
 /* Class means (classes x dim) and the global sample mean (dim) after end_pass1; either may be NULL. */
 COLLAPSE_API collapse_status collapse_nc_stats_means(const collapse_nc_stats *s, double *class_means,
                                                      double *global_mean);

@@ -2,6 +2,9 @@
  * nc_stats object used by nc.measure_model. */
 #include "lua/binding.h"
 
+#include <stdio.h>
+#include <string.h>
+
 #define NC_STATS_MT "collapse.nc_stats"
 
 typedef struct nc_stats_ud {
@@ -69,15 +72,45 @@ static void push_result(lua_State *L, collapse_nc_result *r) {
     collapse_nc_result_free(r);
 }
 
-/* A contiguous float64 copy of an optional classifier tensor with the given element count. */
-static collapse_tensor *classifier_arg(lua_State *L, int arg, const char *name, int64_t numel) {
+/* Raises unless the optional classifier argument is a tensor of exactly the given shape: a
+ * [rows x cols] matrix (cols > 0) or a [rows] vector (cols == 0); a transposed W is refused. Returns
+ * it (NULL when absent). Call before acquiring anything, as it may raise. */
+static collapse_tensor *classifier_check(lua_State *L, int arg, const char *fn, const char *name, int64_t rows,
+                                         int64_t cols) {
     if (lua_isnoneornil(L, arg)) return NULL;
     collapse_tensor *t = tensor_check(L, arg);
-    if (collapse_tensor_numel(t) != numel)
-        luaL_error(L, "nc: %s has %d elements, expected %d", name, (int)collapse_tensor_numel(t), (int)numel);
-    collapse_tensor *c = NULL;
-    CHECK_STATUS(L, collapse_tensor_to(t, COLLAPSE_FLOAT64, &c));
-    return c;
+    int nd = collapse_tensor_ndim(t);
+    int ok = cols > 0 ? nd == 2 && collapse_tensor_size(t, 0) == rows && collapse_tensor_size(t, 1) == cols
+                      : nd == 1 && collapse_tensor_size(t, 0) == rows;
+    if (ok) return t;
+    char got[96] = "[";
+    for (int i = 0; i < nd && strlen(got) < 64; i++)
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? " x " : "",
+                 (long long)collapse_tensor_size(t, i));
+    snprintf(got + strlen(got), sizeof got - strlen(got), "]");
+    if (cols > 0)
+        luaL_error(L, "%s: %s is %s, expected [%d x %d] (classes x feature dim)", fn, name, got, (int)rows, (int)cols);
+    luaL_error(L, "%s: %s is %s, expected [%d] (one per class)", fn, name, got, (int)rows);
+    return NULL;
+}
+
+/* float64 copies of W and b (either may be NULL); on failure nothing is left allocated. */
+static collapse_status classifier_copies(collapse_tensor *W, collapse_tensor *b, collapse_tensor **Wc,
+                                         collapse_tensor **bc) {
+    *Wc = *bc = NULL;
+    if (W) {
+        collapse_status st = collapse_tensor_to(W, COLLAPSE_FLOAT64, Wc);
+        if (st != COLLAPSE_OK) return st;
+    }
+    if (b) {
+        collapse_status st = collapse_tensor_to(b, COLLAPSE_FLOAT64, bc);
+        if (st != COLLAPSE_OK) {
+            collapse_tensor_release(*Wc);
+            *Wc = NULL;
+            return st;
+        }
+    }
+    return COLLAPSE_OK;
 }
 
 /* Features (contiguous float, 2-d) and labels (contiguous int32, n) of one batch; the caller
@@ -102,18 +135,19 @@ static void batch_args(lua_State *L, int farg, int larg, const char *fn, collaps
 static int l_nc_measure(lua_State *L) {
     const char *fn = "nc.measure";
     int classes = (int)luaL_checkinteger(L, 3);
-    collapse_tensor *fx, *ly;
-    batch_args(L, 1, 2, fn, &fx, &ly);
-    int64_t n = collapse_tensor_size(fx, 0), d = collapse_tensor_size(fx, 1);
-    collapse_tensor *W = NULL, *b = NULL;
-    if (classes >= 1) {
-        W = classifier_arg(L, 4, "classifier weight", (int64_t)classes * d);
-        b = classifier_arg(L, 5, "bias", classes);
-    }
+    collapse_tensor *f0 = tensor_check(L, 1), *W0 = NULL, *b0 = NULL;
     double q = luaL_optnumber(L, 6, 0.05);
     int flags = lua_toboolean(L, 7) ? COLLAPSE_NC_WITHIN_SPECTRUM : 0;
+    if (classes >= 1 && collapse_tensor_ndim(f0) == 2) {
+        W0 = classifier_check(L, 4, fn, "classifier weight", classes, collapse_tensor_size(f0, 1));
+        b0 = classifier_check(L, 5, fn, "bias", classes, 0);
+    }
+    collapse_tensor *fx, *ly, *W = NULL, *b = NULL;
+    batch_args(L, 1, 2, fn, &fx, &ly);
+    int64_t n = collapse_tensor_size(fx, 0), d = collapse_tensor_size(fx, 1);
     collapse_nc_result r = {0};
-    collapse_status s = collapse_nc_measure(collapse_tensor_dtype(fx), collapse_tensor_data(fx), n, d,
+    collapse_status s = classifier_copies(W0, b0, &W, &b);
+    if (s == COLLAPSE_OK) s = collapse_nc_measure(collapse_tensor_dtype(fx), collapse_tensor_data(fx), n, d,
                                             collapse_tensor_data(ly), classes,
                                             W ? collapse_tensor_data(W) : NULL, b ? collapse_tensor_data(b) : NULL,
                                             q, flags, &r);
@@ -146,14 +180,13 @@ static int l_nc_stats(lua_State *L) {
     return 1;
 }
 
+/* The C tensor entry points check the full shape [n x dim], dtype and layout against the stats. */
 static int pass(lua_State *L, int which) {
     nc_stats_ud *ud = stats_check(L);
     collapse_tensor *fx, *ly;
     batch_args(L, 2, 3, which == 1 ? "nc_stats:pass1" : "nc_stats:pass2", &fx, &ly);
-    int64_t n = collapse_tensor_size(fx, 0);
-    collapse_status s = which == 1
-        ? collapse_nc_stats_pass1(ud->s, collapse_tensor_dtype(fx), collapse_tensor_data(fx), n, collapse_tensor_data(ly))
-        : collapse_nc_stats_pass2(ud->s, collapse_tensor_dtype(fx), collapse_tensor_data(fx), n, collapse_tensor_data(ly));
+    collapse_status s = which == 1 ? collapse_nc_stats_pass1_tensor(ud->s, fx, ly)
+                                   : collapse_nc_stats_pass2_tensor(ud->s, fx, ly);
     collapse_tensor_release(fx);
     collapse_tensor_release(ly);
     CHECK_STATUS(L, s);
@@ -170,15 +203,10 @@ static int s_end_pass1(lua_State *L) {
 static int s_set_classifier(lua_State *L) {
     nc_stats_ud *ud = stats_check(L);
     if (lua_isnoneornil(L, 2)) return 0;
-    collapse_tensor *W = classifier_arg(L, 2, "classifier weight", (int64_t)ud->classes * ud->dim);
-    collapse_tensor *b = NULL;
-    if (!lua_isnoneornil(L, 3)) {
-        if (!tensor_test(L, 3) || collapse_tensor_numel(tensor_test(L, 3)) != ud->classes) {
-            collapse_tensor_release(W);
-            return luaL_error(L, "nc_stats:set_classifier: bias must be a tensor of %d elements", ud->classes);
-        }
-        b = classifier_arg(L, 3, "bias", ud->classes);
-    }
+    const char *fn = "nc_stats:set_classifier";
+    collapse_tensor *W0 = classifier_check(L, 2, fn, "classifier weight", ud->classes, ud->dim);
+    collapse_tensor *b0 = classifier_check(L, 3, fn, "bias", ud->classes, 0), *W, *b;
+    CHECK_STATUS(L, classifier_copies(W0, b0, &W, &b));
     collapse_status s = collapse_nc_stats_set_classifier(ud->s, collapse_tensor_data(W), b ? collapse_tensor_data(b) : NULL);
     collapse_tensor_release(W);
     collapse_tensor_release(b);

@@ -148,7 +148,7 @@ static void not_guaranteed(collapse_bound_result *r, const char *fmt, ...) {
     set_trivial(r);
 }
 
-collapse_status collapse_bound(const collapse_bound_input *in, collapse_bound_result *out) {
+static collapse_status bound_check_input(const collapse_bound_input *in, collapse_bound_result *out) {
     if (!in) return collapse_fail(COLLAPSE_ERR_ARG, "bound: input expected, got NULL");
     if (!out) return collapse_fail(COLLAPSE_ERR_ARG, "bound: result expected, got NULL");
     COLLAPSE_TRY(check_lambda_classes("bound", in->lambda, in->classes));
@@ -160,16 +160,129 @@ collapse_status collapse_bound(const collapse_bound_input *in, collapse_bound_re
                              (long long)in->per_class);
     if (!(in->q > 0.0 && in->q < 1.0))
         return collapse_fail(COLLAPSE_ERR_ARG, "bound: q must be a fraction in (0, 1), got %g", in->q);
+    return COLLAPSE_OK;
+}
 
-    const double lambda = in->lambda, loss = in->loss, q = in->q;
-    const int classes = in->classes;
-    const double C = (double)classes, sc = sqrt(C), k = C / (C - 1.0);
-    const double nf = in->per_class >= 2 ? (double)in->per_class / (double)(in->per_class - 1) : 1.0;
-    const int bn = in->bn != 0;
+/* The constants of one bound evaluation and the intermediate quantities of steps 1-5 that steps
+ * 6-7 need. */
+typedef struct bound_ctx {
+    double lambda, loss, q, C, sc, k, nf, eps, delta;
+    int classes;
+    double x_lo, x_hi, s_lo, r_hi, eta, kappa_lo, kappa_hi;
+} bound_ctx;
+
+/* Steps 1-5 (docs/theory.md): the range [t_lo, t_hi] of the class-mean scale, the norms s_lo, r_hi,
+ * eta and the margin interval [kappa_lo, kappa_hi]. 0 when nothing is guaranteed (reason set in r). */
+static int bound_margin(bound_ctx *b, collapse_bound_result *r) {
+    const double C = b->C, sc = b->sc, k = b->k, eps = b->eps, lambda = b->lambda, delta = b->delta;
+    const double Ls = r->optimal_loss, ts = r->t_star;
+    /* Step 1: [t_lo, t_hi] = {t >= 0 : G(t) - L* = D_{x*}(t/sqrt(C)) <= eps}. */
+    const double xs = ts / sc;
+    const double p = lambda * (C - 1.0) / sc; /* w(x*) */
+    const double g0 = breg(-xs, p, k);        /* G(0) - L* = log C - L* */
+    if (g0 <= eps) {
+        not_guaranteed(r, "loss %.4g is too far above the optimum L* = %.4g (epsilon = %.4g): "
+                          "G(0) = log C <= L* + epsilon, nothing is guaranteed", b->loss, Ls, eps);
+        return 0;
+    }
+    double x_lo = xs + breg_root(p, k, eps, -1);
+    double x_hi = xs + breg_root(p, k, eps, +1);
+    if (x_lo < 0.0) x_lo = 0.0; /* cannot happen (g0 > eps), kept for safety */
+    const double t_lo = sc * x_lo, t_hi = sc * x_hi;
+    r->t_lo = t_lo;
+    r->t_hi = t_hi;
+
+    /* Step 2. */
+    b->s_lo = (-delta + sqrt(delta * delta + 4.0 * t_lo)) / 2.0;
+    b->r_hi = (delta + sqrt(delta * delta + 4.0 * t_hi)) / 2.0;
+
+    /* Step 3: f(x) = x |phi'(x)| = k x w(x). */
+    const double w_lo = (C - 1.0) / (exp(k * x_lo) + C - 1.0);
+    const double w_hi = (C - 1.0) / (exp(k * x_hi) + C - 1.0);
+    const double f_lo = k * x_lo * w_lo, f_hi = k * x_hi * w_hi;
+    const double f_min = f_lo < f_hi ? f_lo : f_hi;
+    double eta = eps > 0.0 ? (f_min > 0.0 ? eps / f_min : 1.0) : 0.0;
+    if (eta > 1.0) eta = 1.0;
+    b->eta = eta;
+
+    /* Step 4: roots of D_{x_lo}(a) = C eps below x_lo and of D_{x_hi}(a) = C eps above x_hi. */
+    const double a_lo = x_lo + breg_root(w_lo, k, C * eps, -1);
+    const double a_hi = x_hi + breg_root(w_hi, k, C * eps, +1);
+
+    /* Step 5. */
+    b->kappa_lo = a_lo - (b->r_hi + 1.0) * delta;
+    b->kappa_hi = a_hi + (b->r_hi + 1.0) * delta;
+    r->kappa_lo = b->kappa_lo;
+    r->kappa_hi = b->kappa_hi;
+    b->x_lo = x_lo;
+    b->x_hi = x_hi;
+    if (!(b->kappa_lo > 0.0)) {
+        not_guaranteed(r, "loss %.4g is too far above the optimum L* = %.4g (epsilon = %.4g): the certified "
+                          "margin kappa_lo = %.4g <= 0, nothing is guaranteed", b->loss, Ls, eps, b->kappa_lo);
+        return 0;
+    }
+    return 1;
+}
+
+/* Steps 6-7: the norm range [r_min, r_max] of the class means and the certified bounds. */
+static void bound_certify(const bound_ctx *b, collapse_bound_result *r) {
+    const double C = b->C, sc = b->sc, eps = b->eps, lambda = b->lambda, delta = b->delta, nf = b->nf;
+    const double s_lo = b->s_lo, r_hi = b->r_hi, eta = b->eta, kappa_lo = b->kappa_lo, kappa_hi = b->kappa_hi;
+    /* Step 6. */
+    const double alpha_hi = r_hi / (sc * s_lo), alpha_lo = s_lo / (sc * r_hi);
+    const double beta = r_hi * sqrt(2.0 * eta);
+    const double r_min = 2.0 * kappa_lo / (beta + sqrt(beta * beta + 4.0 * alpha_hi * kappa_lo));
+    const double r_top = sqrt(fmax(0.0, C * r_hi * r_hi - (C - 1.0) * r_min * r_min));
+    const double r_ext = (beta + sqrt(beta * beta + 4.0 * alpha_lo * kappa_hi)) / (2.0 * alpha_lo);
+    const double r_max = fmax(r_min, fmin(r_top, r_ext));
+    r->r_min = r_min;
+    r->r_max = r_max;
+    r->eta = eta;
+
+    /* Step 7. */
+    const double rm2 = r_min * r_min;
+    const double intra = 1.0 - nf * 8.0 * eps / (lambda * rm2);
+    const double inter = -1.0 / (C - 1.0) + C * (r_max - r_min) * (r_max - r_min) / ((C - 1.0) * rm2) +
+                         4.0 * delta / r_min;
+    const double intra_q = 1.0 - nf * 8.0 * eps / (b->q * lambda * rm2);
+    const double sd = 1.0 - eta;
+    const double var = (2.0 * eps / lambda) / rm2;
+    if (!(r_min > 0.0) || isnan(intra) || isnan(inter) || isnan(intra_q) || isnan(sd) || isnan(var)) {
+        not_guaranteed(r, "the certificate left the range of double precision for lambda = %g, C = %d, "
+                          "loss = %g; nothing is guaranteed", lambda, b->classes, b->loss);
+        return;
+    }
+    r->guaranteed = 1;
+    r->reason[0] = '\0';
+    r->raw_intra_cos_min = intra;
+    r->raw_inter_cos_max = inter;
+    r->raw_intra_cos_q_min = intra_q;
+    r->raw_self_duality_min = sd;
+    r->intra_cos_min = clamp1(intra);
+    r->inter_cos_max = clamp1(inter);
+    r->intra_cos_q_min = clamp1(intra_q);
+    r->self_duality_min = clamp1(sd);
+    r->variability_max = var;
+    r->intra_vacuous = intra <= -1.0;
+    r->inter_vacuous = inter >= 1.0;
+}
+
+collapse_status collapse_bound(const collapse_bound_input *in, collapse_bound_result *out) {
+    COLLAPSE_TRY(bound_check_input(in, out));
+    bound_ctx b;
+    memset(&b, 0, sizeof b);
+    b.lambda = in->lambda;
+    b.loss = in->loss;
+    b.q = in->q;
+    b.classes = in->classes;
+    b.C = (double)in->classes;
+    b.sc = sqrt(b.C);
+    b.k = b.C / (b.C - 1.0);
+    b.nf = in->per_class >= 2 ? (double)in->per_class / (double)(in->per_class - 1) : 1.0;
 
     collapse_bound_result r;
     memset(&r, 0, sizeof r);
-    optimal(lambda, classes, &r.optimal_loss, &r.t_star);
+    optimal(b.lambda, b.classes, &r.optimal_loss, &r.t_star);
     const double Ls = r.optimal_loss, ts = r.t_star;
     set_trivial(&r);
     r.asymptotic_intra_cos_min = -1.0;
@@ -180,8 +293,8 @@ collapse_status collapse_bound(const collapse_bound_input *in, collapse_bound_re
     r.kappa_lo = 0.0;
     r.kappa_hi = INFINITY;
 
-    if (!bn) {
-        r.epsilon = loss - Ls;
+    if (!in->bn) {
+        r.epsilon = b.loss - Ls;
         r.within_energy_max = INFINITY;
         not_guaranteed(&r, "without last-layer BN the feature norm is not penalised: inf L_reg = 0 is "
                            "approached by scaling the features up, so a near-optimal loss implies nothing "
@@ -189,116 +302,29 @@ collapse_status collapse_bound(const collapse_bound_input *in, collapse_bound_re
         *out = r;
         return COLLAPSE_OK;
     }
-
-    double eps = loss - Ls;
+    double eps = b.loss - Ls;
     if (eps < 0.0) {
         if (-eps > 1e-12 * Ls)
             return collapse_fail(COLLAPSE_ERR_ARG,
                                  "bound: loss %.10g is below the optimal loss L* = %.10g for lambda = %g, C = %d; "
                                  "a regularised loss can never be below L* (did you pass the cross-entropy alone?)",
-                                 loss, Ls, lambda, classes);
+                                 b.loss, Ls, b.lambda, b.classes);
         eps = 0.0;
     }
-    r.epsilon = eps;
-    const double delta = sqrt(2.0 * eps / lambda);
-    r.delta = delta;
-    r.within_energy_max = 2.0 * eps / lambda;
-
+    b.eps = r.epsilon = eps;
+    b.delta = r.delta = sqrt(2.0 * eps / b.lambda);
+    r.within_energy_max = 2.0 * eps / b.lambda;
     if (!(ts > 0.0)) {
         not_guaranteed(&r, "lambda sqrt(C) = %.4g >= 1: the optimum is the zero solution (L* = log C = %.4g), "
-                           "no collapse is implied", lambda * sc, Ls);
+                           "no collapse is implied", b.lambda * b.sc, Ls);
         *out = r;
         return COLLAPSE_OK;
     }
-
     /* Step 8, the asymptotic form (reported whatever the certified bound says). */
-    const double lt = lambda * ts;
-    r.asymptotic_intra_cos_min = clamp1(1.0 - nf * 8.0 * eps / lt);
-    r.asymptotic_inter_cos_max = clamp1(-1.0 / (C - 1.0) + 4.0 * sqrt(2.0 * eps / lt));
-
-    /* Step 1: [t_lo, t_hi] = {t >= 0 : G(t) - L* = D_{x*}(t/sqrt(C)) <= eps}. */
-    const double xs = ts / sc;
-    const double p = lambda * (C - 1.0) / sc; /* w(x*) */
-    const double g0 = breg(-xs, p, k);        /* G(0) - L* = log C - L* */
-    if (g0 <= eps) {
-        not_guaranteed(&r, "loss %.4g is too far above the optimum L* = %.4g (epsilon = %.4g): "
-                           "G(0) = log C <= L* + epsilon, nothing is guaranteed", loss, Ls, eps);
-        *out = r;
-        return COLLAPSE_OK;
-    }
-    double x_lo = xs + breg_root(p, k, eps, -1);
-    double x_hi = xs + breg_root(p, k, eps, +1);
-    if (x_lo < 0.0) x_lo = 0.0; /* cannot happen (g0 > eps), kept for safety */
-    const double t_lo = sc * x_lo, t_hi = sc * x_hi;
-    r.t_lo = t_lo;
-    r.t_hi = t_hi;
-
-    /* Step 2. */
-    const double s_lo = (-delta + sqrt(delta * delta + 4.0 * t_lo)) / 2.0;
-    const double r_hi = (delta + sqrt(delta * delta + 4.0 * t_hi)) / 2.0;
-
-    /* Step 3: f(x) = x |phi'(x)| = k x w(x). */
-    const double w_lo = (C - 1.0) / (exp(k * x_lo) + C - 1.0);
-    const double w_hi = (C - 1.0) / (exp(k * x_hi) + C - 1.0);
-    const double f_lo = k * x_lo * w_lo, f_hi = k * x_hi * w_hi;
-    const double f_min = f_lo < f_hi ? f_lo : f_hi;
-    double eta = eps > 0.0 ? (f_min > 0.0 ? eps / f_min : 1.0) : 0.0;
-    if (eta > 1.0) eta = 1.0;
-
-    /* Step 4: roots of D_{x_lo}(a) = C eps below x_lo and of D_{x_hi}(a) = C eps above x_hi. */
-    const double a_lo = x_lo + breg_root(w_lo, k, C * eps, -1);
-    const double a_hi = x_hi + breg_root(w_hi, k, C * eps, +1);
-
-    /* Step 5. */
-    const double kappa_lo = a_lo - (r_hi + 1.0) * delta;
-    const double kappa_hi = a_hi + (r_hi + 1.0) * delta;
-    r.kappa_lo = kappa_lo;
-    r.kappa_hi = kappa_hi;
-    if (!(kappa_lo > 0.0)) {
-        not_guaranteed(&r, "loss %.4g is too far above the optimum L* = %.4g (epsilon = %.4g): the certified "
-                           "margin kappa_lo = %.4g <= 0, nothing is guaranteed", loss, Ls, eps, kappa_lo);
-        *out = r;
-        return COLLAPSE_OK;
-    }
-
-    /* Step 6. */
-    const double alpha_hi = r_hi / (sc * s_lo), alpha_lo = s_lo / (sc * r_hi);
-    const double beta = r_hi * sqrt(2.0 * eta);
-    const double r_min = 2.0 * kappa_lo / (beta + sqrt(beta * beta + 4.0 * alpha_hi * kappa_lo));
-    const double r_top = sqrt(fmax(0.0, C * r_hi * r_hi - (C - 1.0) * r_min * r_min));
-    const double r_ext = (beta + sqrt(beta * beta + 4.0 * alpha_lo * kappa_hi)) / (2.0 * alpha_lo);
-    const double r_max = fmax(r_min, fmin(r_top, r_ext));
-    r.r_min = r_min;
-    r.r_max = r_max;
-    r.eta = eta;
-
-    /* Step 7. */
-    const double rm2 = r_min * r_min;
-    const double intra = 1.0 - nf * 8.0 * eps / (lambda * rm2);
-    const double inter = -1.0 / (C - 1.0) + C * (r_max - r_min) * (r_max - r_min) / ((C - 1.0) * rm2) +
-                         4.0 * delta / r_min;
-    const double intra_q = 1.0 - nf * 8.0 * eps / (q * lambda * rm2);
-    const double sd = 1.0 - eta;
-    const double var = (2.0 * eps / lambda) / rm2;
-    if (!(r_min > 0.0) || isnan(intra) || isnan(inter) || isnan(intra_q) || isnan(sd) || isnan(var)) {
-        not_guaranteed(&r, "the certificate left the range of double precision for lambda = %g, C = %d, "
-                           "loss = %g; nothing is guaranteed", lambda, classes, loss);
-        *out = r;
-        return COLLAPSE_OK;
-    }
-    r.guaranteed = 1;
-    r.reason[0] = '\0';
-    r.raw_intra_cos_min = intra;
-    r.raw_inter_cos_max = inter;
-    r.raw_intra_cos_q_min = intra_q;
-    r.raw_self_duality_min = sd;
-    r.intra_cos_min = clamp1(intra);
-    r.inter_cos_max = clamp1(inter);
-    r.intra_cos_q_min = clamp1(intra_q);
-    r.self_duality_min = clamp1(sd);
-    r.variability_max = var;
-    r.intra_vacuous = intra <= -1.0;
-    r.inter_vacuous = inter >= 1.0;
+    const double lt = b.lambda * ts;
+    r.asymptotic_intra_cos_min = clamp1(1.0 - b.nf * 8.0 * eps / lt);
+    r.asymptotic_inter_cos_max = clamp1(-1.0 / (b.C - 1.0) + 4.0 * sqrt(2.0 * eps / lt));
+    if (bound_margin(&b, &r)) bound_certify(&b, &r);
     *out = r;
     return COLLAPSE_OK;
 }

@@ -37,62 +37,7 @@
 #include "core/generic.h"
 #include "nc/stats_impl.h"
 #include "core/generic_end.h"
-
-#define NC_CHUNK_ELEMS ((int64_t)1 << 16) /* doubles per scratch buffer: 512 KB */
-#define NC_STACK_ROUND 4                  /* pass-2 gemm width rounded up to this with zero rows */
-#define NC_EIG_RTOL 1e-12                 /* Gram eigenvalues below this * largest are zero */
-#define NC_CDNV_RECOMPUTE 1e-2            /* recompute ||mu_c - mu_c'||^2 directly below this */
-
-enum { NC_PASS1 = 0, NC_PASS2 = 1 };
-
-struct collapse_nc_stats {
-    int C;
-    int64_t d;
-    int flags;
-    int state;          /* NC_PASS1 until end_pass1 succeeds, then NC_PASS2 */
-    int pass2_started;
-    /* pass 1 */
-    int64_t n1;
-    int64_t *count1;    /* C */
-    double *sum;        /* C x d class sums */
-    /* end_pass1 */
-    double *mu;         /* C x d class means */
-    double *mu_g;       /* d: global sample mean */
-    double *mt;         /* C x d: mu_c - mu_P */
-    double *gram;       /* C x C: M~ M~^T (both triangles) */
-    double *gvec;       /* C x C eigenvectors (columns, ascending) */
-    double *geig;       /* C eigenvalues of G, descending, clamped >= 0 */
-    int rank;
-    double *basis;      /* rank x d (room for C rows) */
-    double *blam;       /* rank: the eigenvalues lambda_k of G behind basis rows */
-    /* classifier */
-    int has_w;
-    double *wm;         /* 2C x d: rows 0..C-1 W, rows C..2C-1 mu_c - mu_G (filled at end_pass1) */
-    double *tw;         /* C x C: tw[y C + c] = (mu_y - mu_G).w_c */
-    double *tm;         /* C x C: tm[y C + c] = (mu_y - mu_G).(mu_c - mu_G) */
-    double *acoef;      /* C x C: acoef[c C + k] = (mu_c - mu_G).u_k (used when ncc_coord) */
-    int ncc_coord;      /* mu_c - mu_G lie in the well-conditioned span of the basis: pass 2 gets
-                           (h - mu_y).(mu_c - mu_G) from the basis projections instead of d-wide products */
-    double *bias;       /* C: b (zeros if none) */
-    double *beff;       /* C: W mu_G + b */
-    double *mnorm2;     /* C: ||mu_c - mu_G||^2 */
-    /* pass 2 */
-    int64_t n2;
-    int64_t *count2;    /* C */
-    double *usum;       /* C x d: sums of unit centred features */
-    double sq_centred;  /* sum ||h_i - mu_G||^2 */
-    double *within;     /* C: sum over class c of ||h_i - mu_c||^2 */
-    double *proj2;      /* C: sum of squared projections on basis rows */
-    double *sigw;       /* d x d upper triangle of sum r r^T (flagged only) */
-    int64_t agree, correct;
-    double loss_sum;
-    /* scratch */
-    int64_t chunk;
-    double *rbuf, *pbuf; /* chunk x d (h - mu_y), chunk x (3C + NC_STACK_ROUND) (products) */
-    double *bsum;        /* C x d: the class sums before the current pass-1 batch (restored if it is bad) */
-    double *stack;       /* (rank [+ 2C]) x d: rows basis, then W and mu_c - mu_G with a classifier */
-    int nstack;          /* rows of stack */
-};
+#include "nc/stats_internal.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -193,7 +138,7 @@ void collapse_nc_stats_free(collapse_nc_stats *s) {
     free(s);
 }
 
-static collapse_status nc_new(const char *fn, int classes, int64_t dim, int flags, collapse_nc_stats **out) {
+collapse_status nc_new(const char *fn, int classes, int64_t dim, int flags, collapse_nc_stats **out) {
     if (!out) return collapse_fail(COLLAPSE_ERR_ARG, "%s: out expected, got NULL", fn);
     *out = NULL;
     if (classes < 2) return collapse_fail(COLLAPSE_ERR_ARG, "%s: classes must be >= 2, got %d", fn, classes);
@@ -309,7 +254,12 @@ static void nc_build_stack(collapse_nc_stats *s) {
     }
 }
 
-static collapse_status nc_set_classifier(const char *fn, collapse_nc_stats *s, const double *W, const double *b) {
+void nc_prepare_pass2(collapse_nc_stats *s) {
+    if (s->has_w) nc_prepare_classifier(s);
+    nc_build_stack(s);
+}
+
+collapse_status nc_set_classifier(const char *fn, collapse_nc_stats *s, const double *W, const double *b) {
     if (!s) return collapse_fail(COLLAPSE_ERR_ARG, "%s: stats expected, got NULL", fn);
     if (!W) return collapse_fail(COLLAPSE_ERR_ARG, "%s: W [%d x %lld] expected, got NULL", fn, s->C, (long long)s->d);
     if (s->pass2_started)
@@ -457,8 +407,7 @@ static collapse_status nc_end_pass1(const char *fn, collapse_nc_stats *s) {
         s->rank++;
     }
     free(w);
-    if (s->has_w) nc_prepare_classifier(s);
-    nc_build_stack(s);
+    nc_prepare_pass2(s);
     s->state = NC_PASS2;
     return COLLAPSE_OK;
 }
@@ -603,9 +552,8 @@ static collapse_status nc_within_spectrum(const char *fn, const collapse_nc_stat
     return st;
 }
 
-static collapse_status nc_result(const char *fn, const collapse_nc_stats *s, double q, collapse_nc_result *out) {
-    if (!out) return collapse_fail(COLLAPSE_ERR_ARG, "%s: out expected, got NULL", fn);
-    memset(out, 0, sizeof *out);
+/* Arguments and the pass bookkeeping of a result request. */
+static collapse_status nc_result_check(const char *fn, const collapse_nc_stats *s, double q) {
     if (!s) return collapse_fail(COLLAPSE_ERR_ARG, "%s: stats expected, got NULL", fn);
     if (!(q >= 0.0 && q <= 1.0)) return collapse_fail(COLLAPSE_ERR_ARG, "%s: q must be in [0, 1], got %g", fn, q);
     if (s->state != NC_PASS2)
@@ -614,17 +562,184 @@ static collapse_status nc_result(const char *fn, const collapse_nc_stats *s, dou
         return collapse_fail(COLLAPSE_ERR_STATE,
                              "%s: pass 2 saw %lld samples but pass 1 saw %lld; feed the same batches to both passes", fn,
                              (long long)s->n2, (long long)s->n1);
-    const int64_t C = s->C, d = s->d;
-    for (int64_t c = 0; c < C; c++)
+    for (int64_t c = 0; c < s->C; c++)
         if (s->count2[c] != s->count1[c])
             return collapse_fail(COLLAPSE_ERR_STATE,
                                  "%s: pass 2 saw %lld samples of class %lld but pass 1 saw %lld; feed the same batches "
                                  "to both passes",
                                  fn, (long long)s->count2[c], (long long)(c + 1), (long long)s->count1[c]);
-    const double N = (double)s->n1;
-    const int64_t npairs = C * (C - 1) / 2;
-    int kw = (s->flags & COLLAPSE_NC_WITHIN_SPECTRUM) ? (int)(d < 2 * C ? d : 2 * C) : 0;
+    return COLLAPSE_OK;
+}
 
+/* The paper's cosines: s_c = usum_c / n_c; <s_c, s_c'> from one syrk into sg (C x C). pairs (C(C-1)/2)
+ * and tmp (C) are scratch. */
+static void nc_result_cosines(const collapse_nc_stats *s, double q, double *sg, double *pairs, double *tmp,
+                              collapse_nc_result *r) {
+    const int64_t C = s->C, d = s->d, npairs = C * (C - 1) / 2;
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)C, (int)d, 1.0, s->usum, (int)d, 0.0, sg, (int)C);
+    double acc = 0.0, mn = INFINITY;
+    for (int64_t c = 0; c < C; c++) {
+        double nc = (double)s->count1[c];
+        double s2 = sg[c * C + c] / (nc * nc);
+        double v = nc / (nc - 1.0) * s2 - 1.0 / (nc - 1.0);
+        r->intra_per_class[c] = v;
+        tmp[c] = v;
+        acc += v;
+        if (v < mn) mn = v;
+    }
+    r->intra_cos = acc / (double)C;
+    r->intra_cos_min = mn;
+    r->intra_cos_q = quantile_sorted(tmp, C, q);
+    int64_t k = 0;
+    double mx = -INFINITY;
+    acc = 0.0;
+    for (int64_t a = 0; a < C; a++)
+        for (int64_t b = a + 1; b < C; b++) {
+            double v = sg[a * C + b] / ((double)s->count1[a] * (double)s->count1[b]);
+            pairs[k++] = v;
+            acc += v;
+            if (v > mx) mx = v;
+        }
+    r->inter_cos = acc / (double)npairs;
+    r->inter_cos_max = mx;
+    r->inter_cos_q = quantile_sorted(pairs, npairs, 1.0 - q);
+    r->feature_norm = sqrt(s->sq_centred / (double)s->n1);
+}
+
+/* trace_within, variability, nc1 and cdnv from the within energies, the projections and G. */
+static void nc_result_variability(const collapse_nc_stats *s, collapse_nc_result *r) {
+    const int64_t C = s->C, d = s->d, npairs = C * (C - 1) / 2;
+    const double N = (double)s->n1, *G = s->gram;
+    double trG = 0.0, trW = 0.0;
+    for (int64_t c = 0; c < C; c++) trG += G[c * C + c];
+    for (int64_t c = 0; c < C; c++) trW += s->within[c];
+    trW /= N;
+    r->trace_within = trW;
+    r->variability = trW / (trG / (double)C);
+    double nc1 = 0.0;
+    for (int k = 0; k < s->rank; k++) nc1 += s->proj2[k] / (N * s->blam[k]);
+    r->nc1 = nc1;
+    /* cdnv; ||mu_c - mu_c'||^2 from G unless cancellation makes that inaccurate */
+    double cd = 0.0;
+    for (int64_t a = 0; a < C; a++)
+        for (int64_t b = a + 1; b < C; b++) {
+            double na = G[a * C + a] + G[b * C + b];
+            double dist2 = na - 2.0 * G[a * C + b];
+            if (!(dist2 > NC_CDNV_RECOMPUTE * na)) {
+                const double *ma = s->mu + a * d, *mb = s->mu + b * d;
+                dist2 = 0.0;
+                for (int64_t j = 0; j < d; j++) dist2 += (ma[j] - mb[j]) * (ma[j] - mb[j]);
+            }
+            double va = s->within[a] / (double)s->count1[a], vb = s->within[b] / (double)s->count1[b];
+            cd += dist2 > 0.0 ? (va + vb) / (2.0 * dist2) : INFINITY;
+        }
+    r->cdnv = cd / (double)npairs;
+}
+
+/* equinorm, equiangular, max_cos, etf_error, the spectra and the energies of the bound; rn (C) is scratch. */
+static void nc_result_means(const collapse_nc_stats *s, double *rn, collapse_nc_result *r) {
+    const int64_t C = s->C, d = s->d, npairs = C * (C - 1) / 2;
+    const double N = (double)s->n1, *G = s->gram;
+    double frob2 = 0.0;
+    for (int64_t i = 0; i < C * C; i++) frob2 += G[i] * G[i];
+    double frob = sqrt(frob2);
+    double mean = 0.0, var = 0.0;
+    for (int64_t c = 0; c < C; c++) {
+        rn[c] = sqrt(G[c * C + c]);
+        mean += rn[c];
+    }
+    mean /= (double)C;
+    for (int64_t c = 0; c < C; c++) var += (rn[c] - mean) * (rn[c] - mean);
+    var /= (double)C;
+    r->equinorm = sqrt(var) / mean; /* mean > 0: end_pass1 rejects M~ = 0 */
+    double eq = 0.0, mx = -INFINITY, target = 1.0 / (double)(C - 1);
+    for (int64_t a = 0; a < C; a++)
+        for (int64_t b = a + 1; b < C; b++) {
+            double cs = (rn[a] > 0.0 && rn[b] > 0.0) ? G[a * C + b] / (rn[a] * rn[b]) : 0.0;
+            eq += fabs(cs + target);
+            if (cs > mx) mx = cs;
+        }
+    r->equiangular = eq / (double)npairs;
+    r->max_cos = mx;
+    double e2 = 0.0, sc = 1.0 / sqrt((double)(C - 1));
+    for (int64_t a = 0; a < C; a++)
+        for (int64_t b = 0; b < C; b++) {
+            double ref = ((a == b ? 1.0 : 0.0) - 1.0 / (double)C) * sc;
+            double v = G[a * C + b] / frob - ref;
+            e2 += v * v;
+        }
+    r->etf_error = sqrt(e2);
+    for (int64_t k = 0; k < C; k++) {
+        r->etf_spectrum[k] = s->geig[k] / frob;
+        r->between_spectrum[k] = s->geig[k] / (double)C;
+    }
+    double be = 0.0, mg2 = 0.0;
+    for (int64_t c = 0; c < C; c++) {
+        const double *mc = s->mu + c * d;
+        for (int64_t j = 0; j < d; j++) be += (mc[j] - s->mu_g[j]) * (mc[j] - s->mu_g[j]);
+    }
+    for (int64_t j = 0; j < d; j++) mg2 += s->mu_g[j] * s->mu_g[j];
+    r->between_energy = be / (double)C;
+    r->mean_sq_norm = s->sq_centred / N + mg2;
+}
+
+/* The classifier metrics; tmp (C) is scratch. */
+static void nc_result_classifier(const collapse_nc_stats *s, double *tmp, collapse_nc_result *r) {
+    const int64_t C = s->C, d = s->d;
+    const double N = (double)s->n1;
+    double trG = 0.0;
+    for (int64_t c = 0; c < C; c++) trG += s->gram[c * C + c];
+    r->has_classifier = 1;
+    double wmean = 0.0, wvar = 0.0, wf2 = 0.0;
+    for (int64_t c = 0; c < C; c++) {
+        double n2 = cblas_ddot((int)d, s->wm + c * d, 1, s->wm + c * d, 1);
+        wf2 += n2;
+        tmp[c] = sqrt(n2);
+        wmean += tmp[c];
+    }
+    wmean /= (double)C;
+    for (int64_t c = 0; c < C; c++) wvar += (tmp[c] - wmean) * (tmp[c] - wmean);
+    wvar /= (double)C;
+    r->w_equinorm = wmean > 0.0 ? sqrt(wvar) / wmean : 0.0; /* W = 0: all rows equal, 0 */
+    double wf = sqrt(wf2), mf = sqrt(trG), sd = 0.0;
+    double wi = wf > 0.0 ? 1.0 / wf : 0.0; /* W = 0 normalises to 0 -> self_duality 1 */
+    for (int64_t i = 0; i < C * d; i++) {
+        double v = s->wm[i] * wi - s->mt[i] / mf;
+        sd += v * v;
+    }
+    r->self_duality = sd;
+    r->ncc_agreement = (double)s->agree / N;
+    r->accuracy = (double)s->correct / N;
+    r->loss = s->loss_sum / N;
+}
+
+/* Never hand out NaN (only overflow of huge features could produce one). */
+static collapse_status nc_result_finite(const char *fn, const collapse_nc_result *r) {
+    const struct { const char *name; double v; } chk[] = {
+        {"intra_cos", r->intra_cos}, {"intra_cos_min", r->intra_cos_min}, {"intra_cos_q", r->intra_cos_q},
+        {"inter_cos", r->inter_cos}, {"inter_cos_max", r->inter_cos_max}, {"inter_cos_q", r->inter_cos_q},
+        {"feature_norm", r->feature_norm}, {"nc1", r->nc1}, {"variability", r->variability},
+        {"equinorm", r->equinorm}, {"equiangular", r->equiangular}, {"max_cos", r->max_cos},
+        {"etf_error", r->etf_error}, {"w_equinorm", r->w_equinorm}, {"self_duality", r->self_duality},
+        {"loss", r->loss}, {"trace_within", r->trace_within}, {"between_energy", r->between_energy},
+        {"mean_sq_norm", r->mean_sq_norm},
+    };
+    for (size_t i = 0; i < sizeof chk / sizeof chk[0]; i++)
+        if (!isfinite(chk[i].v))
+            return collapse_fail(COLLAPSE_ERR_NUMERIC, "%s: %s came out non-finite (%g); the features are too large "
+                                 "for float64 arithmetic", fn, chk[i].name, chk[i].v);
+    if (isnan(r->cdnv))
+        return collapse_fail(COLLAPSE_ERR_NUMERIC, "%s: cdnv came out NaN; the features are too large for float64 "
+                             "arithmetic", fn);
+    return COLLAPSE_OK;
+}
+
+static collapse_status nc_result(const char *fn, const collapse_nc_stats *s, double q, collapse_nc_result *out) {
+    if (!out) return collapse_fail(COLLAPSE_ERR_ARG, "%s: out expected, got NULL", fn);
+    memset(out, 0, sizeof *out);
+    COLLAPSE_TRY(nc_result_check(fn, s, q));
+    const int64_t C = s->C, d = s->d;
+    int kw = (s->flags & COLLAPSE_NC_WITHIN_SPECTRUM) ? (int)(d < 2 * C ? d : 2 * C) : 0;
     collapse_nc_result r;
     memset(&r, 0, sizeof r);
     r.class_counts = nc_alloc(C, sizeof(int64_t));
@@ -633,12 +748,11 @@ static collapse_status nc_result(const char *fn, const collapse_nc_stats *s, dou
     r.between_spectrum = nc_alloc(C, sizeof(double));
     if (kw) r.within_spectrum = nc_alloc(kw, sizeof(double));
     double *sg = nc_alloc(C * C, sizeof(double));
-    double *pairs = nc_alloc(npairs, sizeof(double));
+    double *pairs = nc_alloc(C * (C - 1) / 2, sizeof(double));
     double *tmp = nc_alloc(C, sizeof(double));
-    double *rn = nc_alloc(C, sizeof(double));
     collapse_status st = COLLAPSE_OK;
     if (!r.class_counts || !r.intra_per_class || !r.etf_spectrum || !r.between_spectrum || (kw && !r.within_spectrum) ||
-        !sg || !pairs || !tmp || !rn) {
+        !sg || !pairs || !tmp) {
         st = collapse_fail(COLLAPSE_ERR_NOMEM, "%s: out of memory", fn);
         goto done;
     }
@@ -647,171 +761,19 @@ static collapse_status nc_result(const char *fn, const collapse_nc_stats *s, dou
     r.samples = s->n1;
     r.q = q;
     for (int64_t c = 0; c < C; c++) r.class_counts[c] = s->count1[c];
-
-    /* --- the paper's cosines: s_c = usum_c / n_c; <s_c, s_c'> from one syrk */
-    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)C, (int)d, 1.0, s->usum, (int)d, 0.0, sg, (int)C);
-    {
-        double acc = 0.0, mn = INFINITY;
-        for (int64_t c = 0; c < C; c++) {
-            double nc = (double)s->count1[c];
-            double s2 = sg[c * C + c] / (nc * nc);
-            double v = nc / (nc - 1.0) * s2 - 1.0 / (nc - 1.0);
-            r.intra_per_class[c] = v;
-            tmp[c] = v;
-            acc += v;
-            if (v < mn) mn = v;
-        }
-        r.intra_cos = acc / (double)C;
-        r.intra_cos_min = mn;
-        r.intra_cos_q = quantile_sorted(tmp, C, q);
-        int64_t k = 0;
-        double mx = -INFINITY;
-        acc = 0.0;
-        for (int64_t a = 0; a < C; a++)
-            for (int64_t b = a + 1; b < C; b++) {
-                double v = sg[a * C + b] / ((double)s->count1[a] * (double)s->count1[b]);
-                pairs[k++] = v;
-                acc += v;
-                if (v > mx) mx = v;
-            }
-        r.inter_cos = acc / (double)npairs;
-        r.inter_cos_max = mx;
-        r.inter_cos_q = quantile_sorted(pairs, npairs, 1.0 - q);
-        r.feature_norm = sqrt(s->sq_centred / N);
-    }
-
-    /* --- NC1..NC4 from the within energies, the projections and the Gram G of M~ */
-    {
-        const double *G = s->gram;
-        double trG = 0.0, frob2 = 0.0, trW = 0.0;
-        for (int64_t c = 0; c < C; c++) trG += G[c * C + c];
-        for (int64_t i = 0; i < C * C; i++) frob2 += G[i] * G[i];
-        for (int64_t c = 0; c < C; c++) trW += s->within[c];
-        trW /= N;
-        double frob = sqrt(frob2);
-        r.trace_within = trW;
-        r.variability = trW / (trG / (double)C);
-        double nc1 = 0.0;
-        for (int k = 0; k < s->rank; k++) nc1 += s->proj2[k] / (N * s->blam[k]);
-        r.nc1 = nc1;
-        /* cdnv; ||mu_c - mu_c'||^2 from G unless cancellation makes that inaccurate */
-        double cd = 0.0;
-        for (int64_t a = 0; a < C; a++)
-            for (int64_t b = a + 1; b < C; b++) {
-                double na = G[a * C + a] + G[b * C + b];
-                double dist2 = na - 2.0 * G[a * C + b];
-                if (!(dist2 > NC_CDNV_RECOMPUTE * na)) {
-                    const double *ma = s->mu + a * d, *mb = s->mu + b * d;
-                    dist2 = 0.0;
-                    for (int64_t j = 0; j < d; j++) dist2 += (ma[j] - mb[j]) * (ma[j] - mb[j]);
-                }
-                double va = s->within[a] / (double)s->count1[a], vb = s->within[b] / (double)s->count1[b];
-                cd += dist2 > 0.0 ? (va + vb) / (2.0 * dist2) : INFINITY;
-            }
-        r.cdnv = cd / (double)npairs;
-        /* equinorm, equiangular, max_cos */
-        double mean = 0.0, var = 0.0;
-        for (int64_t c = 0; c < C; c++) {
-            rn[c] = sqrt(G[c * C + c]);
-            mean += rn[c];
-        }
-        mean /= (double)C;
-        for (int64_t c = 0; c < C; c++) var += (rn[c] - mean) * (rn[c] - mean);
-        var /= (double)C;
-        r.equinorm = sqrt(var) / mean; /* mean > 0: end_pass1 rejects M~ = 0 */
-        double eq = 0.0, mx = -INFINITY, target = 1.0 / (double)(C - 1);
-        for (int64_t a = 0; a < C; a++)
-            for (int64_t b = a + 1; b < C; b++) {
-                double cs = (rn[a] > 0.0 && rn[b] > 0.0) ? G[a * C + b] / (rn[a] * rn[b]) : 0.0;
-                eq += fabs(cs + target);
-                if (cs > mx) mx = cs;
-            }
-        r.equiangular = eq / (double)npairs;
-        r.max_cos = mx;
-        /* etf_error and the spectra */
-        double e2 = 0.0, sc = 1.0 / sqrt((double)(C - 1));
-        for (int64_t a = 0; a < C; a++)
-            for (int64_t b = 0; b < C; b++) {
-                double ref = ((a == b ? 1.0 : 0.0) - 1.0 / (double)C) * sc;
-                double v = G[a * C + b] / frob - ref;
-                e2 += v * v;
-            }
-        r.etf_error = sqrt(e2);
-        for (int64_t k = 0; k < C; k++) {
-            r.etf_spectrum[k] = s->geig[k] / frob;
-            r.between_spectrum[k] = s->geig[k] / (double)C;
-        }
-        /* energies of the bound */
-        double be = 0.0, mg2 = 0.0;
-        for (int64_t c = 0; c < C; c++) {
-            const double *mc = s->mu + c * d;
-            for (int64_t j = 0; j < d; j++) be += (mc[j] - s->mu_g[j]) * (mc[j] - s->mu_g[j]);
-        }
-        for (int64_t j = 0; j < d; j++) mg2 += s->mu_g[j] * s->mu_g[j];
-        r.between_energy = be / (double)C;
-        r.mean_sq_norm = s->sq_centred / N + mg2;
-
-        /* --- classifier */
-        if (s->has_w) {
-            r.has_classifier = 1;
-            double wmean = 0.0, wvar = 0.0, wf2 = 0.0;
-            for (int64_t c = 0; c < C; c++) {
-                double n2 = cblas_ddot((int)d, s->wm + c * d, 1, s->wm + c * d, 1);
-                wf2 += n2;
-                tmp[c] = sqrt(n2);
-                wmean += tmp[c];
-            }
-            wmean /= (double)C;
-            for (int64_t c = 0; c < C; c++) wvar += (tmp[c] - wmean) * (tmp[c] - wmean);
-            wvar /= (double)C;
-            r.w_equinorm = wmean > 0.0 ? sqrt(wvar) / wmean : 0.0; /* W = 0: all rows equal, 0 */
-            double wf = sqrt(wf2), mf = sqrt(trG), sd = 0.0;
-            double wi = wf > 0.0 ? 1.0 / wf : 0.0; /* W = 0 normalises to 0 -> self_duality 1 */
-            for (int64_t i = 0; i < C * d; i++) {
-                double v = s->wm[i] * wi - s->mt[i] / mf;
-                sd += v * v;
-            }
-            r.self_duality = sd;
-            r.ncc_agreement = (double)s->agree / N;
-            r.accuracy = (double)s->correct / N;
-            r.loss = s->loss_sum / N;
-        }
-    }
+    nc_result_cosines(s, q, sg, pairs, tmp, &r);
+    nc_result_variability(s, &r);
+    nc_result_means(s, tmp, &r);
+    if (s->has_w) nc_result_classifier(s, tmp, &r);
     if (kw) {
         r.within_spectrum_len = kw;
         st = nc_within_spectrum(fn, s, kw, r.within_spectrum);
-        if (st != COLLAPSE_OK) goto done;
     }
-
-    /* never hand out NaN (only overflow of huge features could produce one) */
-    {
-        const struct { const char *name; double v; } chk[] = {
-            {"intra_cos", r.intra_cos}, {"intra_cos_min", r.intra_cos_min}, {"intra_cos_q", r.intra_cos_q},
-            {"inter_cos", r.inter_cos}, {"inter_cos_max", r.inter_cos_max}, {"inter_cos_q", r.inter_cos_q},
-            {"feature_norm", r.feature_norm}, {"nc1", r.nc1}, {"variability", r.variability},
-            {"equinorm", r.equinorm}, {"equiangular", r.equiangular}, {"max_cos", r.max_cos},
-            {"etf_error", r.etf_error}, {"w_equinorm", r.w_equinorm}, {"self_duality", r.self_duality},
-            {"loss", r.loss}, {"trace_within", r.trace_within}, {"between_energy", r.between_energy},
-            {"mean_sq_norm", r.mean_sq_norm},
-        };
-        for (size_t i = 0; i < sizeof chk / sizeof chk[0]; i++)
-            if (!isfinite(chk[i].v)) {
-                st = collapse_fail(COLLAPSE_ERR_NUMERIC, "%s: %s came out non-finite (%g); the features are too large "
-                                   "for float64 arithmetic", fn, chk[i].name, chk[i].v);
-                goto done;
-            }
-        if (isnan(r.cdnv)) {
-            st = collapse_fail(COLLAPSE_ERR_NUMERIC, "%s: cdnv came out NaN; the features are too large for float64 "
-                               "arithmetic", fn);
-            goto done;
-        }
-    }
-
+    if (st == COLLAPSE_OK) st = nc_result_finite(fn, &r);
 done:
     free(sg);
     free(pairs);
     free(tmp);
-    free(rn);
     if (st != COLLAPSE_OK) collapse_nc_result_free(&r);
     else *out = r;
     return st;

@@ -7,9 +7,30 @@ local nc = {}
 
 local function fail(fn, msg, ...) error(("%s: " .. msg):format(fn, ...), 3) end
 
+-- Labels must be whole numbers: a float label such as 1.5 would be truncated silently by the int32
+-- conversion, so it is refused naming the first one.
 local function labels_tensor(fn, y)
-  if collapse.is_tensor(y) then return y:dtype() == "int32" and y or y:to("int32") end
-  if type(y) == "table" then return core.tensor(y, "int32") end
+  if collapse.is_tensor(y) then
+    if y:dtype() == "int32" then return y end
+    local yi = y:to("int32")
+    local diff = y - yi:to(y:dtype())
+    if diff:dot(diff) ~= 0 then
+      local flat = y:reshape({ y:numel() })
+      for i = 1, flat:numel() do
+        local v = flat[i]
+        if v ~= math.floor(v) then fail(fn, "label %s at index %d is not an integer class index", tostring(v), i) end
+      end
+    end
+    return yi
+  end
+  if type(y) == "table" then
+    for i, v in ipairs(y) do
+      if math.type(v) ~= "integer" and not (type(v) == "number" and v == math.floor(v)) then
+        fail(fn, "label %s at index %d is not an integer class index", tostring(v), i)
+      end
+    end
+    return core.tensor(y, "int32")
+  end
   fail(fn, "labels must be an int32 tensor or an array of integers, got %s", type(y))
 end
 
@@ -64,16 +85,28 @@ function nc.measure_model(model, dataset, opts)
   model:evaluate()
   local W, b = classifier_tensors(fn, cls)
   local stats = core.nc_stats(dataset.classes, cls.in_features, opts.within_spectrum and true or false)
+  local function features(x)
+    local h = model:features(x)
+    if h:dim() ~= 2 or h:size(2) ~= cls.in_features then
+      local dims = {}
+      for i = 1, h:dim() do dims[i] = tostring(h:size(i)) end
+      fail(fn, "the model's features are [%s] but its classifier expects [N x %d] (in_features)",
+        table.concat(dims, " x "), cls.in_features)
+    end
+    return h
+  end
   local ok, err = pcall(function()
-    for x, y in dataset:batches{ batch_size = bs, shuffle = false } do stats:pass1(model:features(x), y) end
+    for x, y in dataset:batches{ batch_size = bs, shuffle = false } do stats:pass1(features(x), y) end
     stats:end_pass1()
     stats:set_classifier(W, b)
-    for x, y in dataset:batches{ batch_size = bs, shuffle = false } do stats:pass2(model:features(x), y) end
+    for x, y in dataset:batches{ batch_size = bs, shuffle = false } do stats:pass2(features(x), y) end
   end)
   if was_training then model:train() end
   if not ok then error(err, 2) end
   return stats:result(check_q(fn, opts.q))
 end
+
+nc.measure_layers = require("collapse.nc.layers").measure_layers
 
 local function check_lambda_classes(fn, lambda, classes)
   if type(lambda) ~= "number" or lambda ~= lambda or lambda <= 0 then
@@ -149,6 +182,7 @@ function nc.regularized_loss(model, dataset, lambda, opts)
   end)
   if was_training then model:train() end
   if not ok then error(err, 2) end
+  if n == 0 then fail(fn, "the dataset is empty; the mean cross-entropy needs at least one sample") end
   local r = { lambda = lambda, ce = total_ce / n, weight_sq = sq(cls.weight), bias_sq = sq(cls.bias),
     gamma_sq = bn and sq(bn.weight) or nil, beta_sq = bn and sq(bn.bias) or nil, has_bn = bn ~= nil }
   r.total = r.ce + lambda / 2 * (r.weight_sq + (r.bias_sq or 0) + (r.gamma_sq or 0) + (r.beta_sq or 0))
@@ -160,6 +194,9 @@ end
 -- certificate (L_hat = CE + lambda/2 (A + Q + ||b||^2), docs/theory.md) side by side.
 function nc.certify(model, dataset, lambda, opts)
   local fn = "nc.certify"
+  if type(lambda) ~= "number" or lambda ~= lambda or lambda < 0 then
+    fail(fn, "lambda must be a non-negative number, got %s", tostring(lambda))
+  end
   opts = opts or {}
   local metrics = nc.measure_model(model, dataset, opts)
   local loss = nc.regularized_loss(model, dataset, lambda, opts)
@@ -167,8 +204,6 @@ function nc.certify(model, dataset, lambda, opts)
   local n_min, n_max = math.huge, 0
   for _, c in ipairs(counts) do n_min = math.min(n_min, c); n_max = math.max(n_max, c) end
   local C = dataset.classes
-  local bound = nc.bound{ lambda = lambda, classes = C, loss = loss.total, per_class = n_min, bn = loss.has_bn,
-    q = opts.q }
   -- Model-free certificate: A = sum_c ||w_c - w_bar||^2, Q = mean squared feature norm.
   local W = model:classifier().weight:to("float64")
   local w_bar = W:mean(1)
@@ -176,13 +211,30 @@ function nc.certify(model, dataset, lambda, opts)
   local A = centred:dot(centred)
   local Q = metrics.mean_sq_norm
   local l_hat = loss.ce + lambda / 2 * (A + Q + (loss.bias_sq or 0))
-  local ok, model_free = pcall(nc.bound, { lambda = lambda, classes = C, loss = l_hat, per_class = n_min, q = opts.q })
-  if not ok then
-    model_free = { guaranteed = false, reason = tostring(model_free):gsub("^.-nc.bound: ", "") }
+  local bound, model_free
+  if lambda == 0 then
+    -- Theorem 2 needs lambda > 0 (without weight decay nothing is penalised): the metrics stand alone.
+    bound = nc.not_applicable(lambda, C, loss.total)
+    model_free = nc.not_applicable(lambda, C, l_hat)
+  else
+    bound = nc.bound{ lambda = lambda, classes = C, loss = loss.total, per_class = n_min, bn = loss.has_bn,
+      q = opts.q }
+    local ok
+    ok, model_free = pcall(nc.bound, { lambda = lambda, classes = C, loss = l_hat, per_class = n_min, q = opts.q })
+    if not ok then
+      model_free = { guaranteed = false, reason = tostring(model_free):gsub("^.-nc.bound: ", "") }
+    end
   end
   model_free.loss = l_hat
   return { metrics = metrics, loss = loss, bound = bound, model_free = model_free, balanced = n_min == n_max,
     lambda = lambda, classes = C }
+end
+
+--- nc.not_applicable(lambda, classes, loss): the bound record used when lambda = 0 (weight decay 0):
+-- not guaranteed, applicable = false, and the reason "not applicable (weight decay 0)".
+function nc.not_applicable(lambda, classes, loss)
+  return { guaranteed = false, applicable = false, reason = "not applicable (weight decay 0)", lambda = lambda,
+    classes = classes, loss = loss }
 end
 
 return nc
