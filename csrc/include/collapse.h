@@ -711,6 +711,32 @@ COLLAPSE_API collapse_status collapse_images_normalize(float *x, int64_t n, int6
 COLLAPSE_API collapse_status collapse_images_pad(const float *x, int64_t n, int64_t c, int64_t h, int64_t w,
                                                  int64_t pad, float *out);
 
+/* ==== CNN layers (csrc/nn/dropout.c, gap2d.c, residual.c), tensor level =====================
+ * The same contract as the layer kernels above: every tensor checked once (float32 or float64,
+ * one dtype, shapes, contiguity), outputs RESIZED (pass any buffer, even a 0-element one). */
+/* Inverted dropout, train mode: mask becomes x's shape, each element 1/(1-p) with probability
+ * 1 - p, else 0 (one collapse_rng_uniform draw per element, in memory order: the same seed gives
+ * the same mask); y = x * mask. p in [0, 1]; p == 1 zeroes y (PyTorch). */
+COLLAPSE_API collapse_status collapse_dropout_forward(const collapse_tensor *x, collapse_tensor *y,
+                                                      collapse_tensor *mask, double p, collapse_rng *g);
+/* gx = gy * mask (resized to mask's shape; gx may be gy). */
+COLLAPSE_API collapse_status collapse_dropout_backward(const collapse_tensor *gy, collapse_tensor *gx,
+                                                       const collapse_tensor *mask);
+/* y [N x C] = the mean of each H x W plane of x [N x C x H x W] (accumulated in double). */
+COLLAPSE_API collapse_status collapse_global_avg_pool2d_forward(const collapse_tensor *x, collapse_tensor *y);
+/* gx (resized to x's shape) = gy[n, c] / (H W) on every pixel of plane (n, c). */
+COLLAPSE_API collapse_status collapse_global_avg_pool2d_backward(const collapse_tensor *x, const collapse_tensor *gy,
+                                                                 collapse_tensor *gx);
+/* y = a + b (same shape; y may be a or b): a residual connection's sum. */
+COLLAPSE_API collapse_status collapse_add_forward(const collapse_tensor *a, const collapse_tensor *b,
+                                                  collapse_tensor *y);
+/* y = relu(a + b): the sum and the ReLU after it in one pass. */
+COLLAPSE_API collapse_status collapse_add_relu_forward(const collapse_tensor *a, const collapse_tensor *b,
+                                                       collapse_tensor *y);
+/* gx = gy where y > 0, else 0 (y a ReLU's output; gx may be gy). */
+COLLAPSE_API collapse_status collapse_relu_mask_backward(const collapse_tensor *y, const collapse_tensor *gy,
+                                                         collapse_tensor *gx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -75,5 +75,6 @@ void binding_open_nc(lua_State *L);
 void binding_open_io(lua_State *L);
 void binding_open_bound(lua_State *L);
 void binding_open_images(lua_State *L); /* image data sets, .npz */
+void binding_open_cnn(lua_State *L); /* dropout, global average pooling, residual sums */
 
 #endif

@@ -15,6 +15,7 @@ COLLAPSE_API int luaopen_collapse_core(lua_State *L) {
     binding_open_io(L);
     binding_open_bound(L);
     binding_open_images(L);
+    binding_open_cnn(L);
     lua_pushstring(L, COLLAPSE_VERSION);
     lua_setfield(L, -2, "version");
     return 1;

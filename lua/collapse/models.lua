@@ -21,4 +21,8 @@ function models.paper_mlp(opts)
   return nn.Sequential(layers)
 end
 
+-- models.vgg and models.resnet18: collapse/cnn_models.lua
+local cnn = require("collapse.cnn_models")
+models.vgg, models.resnet18 = cnn.vgg, cnn.resnet18
+
 return models

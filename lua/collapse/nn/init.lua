@@ -9,6 +9,9 @@ nn.Module = require("collapse.nn.Module")
 
 local MODULES = { "Linear", "Sequential" }
 for _, name in ipairs(MODULES) do nn[name] = require("collapse.nn." .. name) end
+nn.Dropout = require("collapse.nn.Dropout")
+nn.GlobalAvgPool2d = require("collapse.nn.GlobalAvgPool2d")
+nn.Residual = require("collapse.nn.Residual")
 
 require("collapse.nn.transitional")(nn)
 for _, name in ipairs({ "Linear", "BatchNorm", "ReLU", "Tanh", "Identity", "Flatten", "Sequential",

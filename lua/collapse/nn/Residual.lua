@@ -1,0 +1,164 @@
+--- nn.Residual{body = m, shortcut = m_or_nil}: output = body(x) + shortcut(x), the shortcut
+-- being the identity when nil (a ResNet BasicBlock is Sequential{Residual{...}, ReLU}).
+-- backward sums the input gradients of the two branches. parameters(), buffers(), train(),
+-- evaluate(), state(), load_state() and to() recurse, with names "body.<name>" and
+-- "shortcut.<name>" (e.g. "body.1.weight"). A failing branch is named in the error ("Residual:
+-- body failed in forward: ..."), the inner message (and its traceback) kept.
+-- The sum (and the sum of gradients) is one call into C (collapse_add_forward, csrc/nn/residual.c);
+-- Residual:fuse_with(nn.ReLU) offers the sum and the ReLU after it as one step for nn.Sequential.
+local core = require("collapse.core")
+local checks = require("collapse.checks")
+local class = require("collapse.nn.class")
+local Module = require("collapse.nn.Module")
+
+local Residual = class("nn.Residual", Module)
+
+local function is_module(m) return type(m) == "table" and type(m.forward) == "function" end
+
+function Residual:init(opts)
+  local fn = "Residual"
+  if type(opts) ~= "table" then checks.fail(fn, "expected a table {body = module, shortcut = module or nil}, got %s", type(opts)) end
+  checks.options(fn, opts, { body = true, shortcut = true })
+  if not is_module(opts.body) then checks.fail(fn, "body must be a module, got %s", type(opts.body)) end
+  if opts.shortcut ~= nil and not is_module(opts.shortcut) then
+    checks.fail(fn, "shortcut must be a module or nil, got %s", type(opts.shortcut))
+  end
+  self.body, self.shortcut = opts.body, opts.shortcut
+  self._outputs = { "output", "grad_input" }
+end
+
+local function indent(s) return (s:gsub("\n", "\n  ")) end
+
+function Residual:describe()
+  return ("nn.Residual {\n  body: %s\n  shortcut: %s\n}"):format(indent(tostring(self.body)),
+    self.shortcut and indent(tostring(self.shortcut)) or "identity")
+end
+
+-- The xpcall handler (as Sequential's): the error and a traceback unless the message has one.
+local function handler(err)
+  local msg = tostring(err)
+  if not msg:find("stack traceback:", 1, true) then msg = debug.traceback(msg, 2) end
+  return { msg = msg, where = checks.where() }
+end
+
+-- Runs f(...) naming `part` of self in the error if it fails.
+local function guarded(self, part, phase, f, ...)
+  local ok, out = xpcall(f, handler, ...)
+  if ok then return out end
+  local msg = out.msg:gsub("^[^\n]-:%d+: ", "", 1)
+  error(("%sResidual: %s (%s) failed in %s: %s"):format(out.where, part, self[part]:describe():match("[^\n]*"),
+    phase, msg), 0)
+end
+
+local function fwd(m, x) return m:forward(x) end
+local function bwd(m, x, gy, need) return m:backward(x, gy, need) end
+
+-- body(x) and shortcut(x) (x itself for the identity)
+local function branches(self, x)
+  local a = guarded(self, "body", "forward", fwd, self.body, x)
+  local b = x
+  if self.shortcut then b = guarded(self, "shortcut", "forward", fwd, self.shortcut, x) end
+  return a, b
+end
+
+function Residual:forward(x)
+  local a, b = branches(self, x)
+  self.output = core.add_forward(a, b, self.output or false)
+  self._input = x
+  return self.output
+end
+
+-- The input gradient of both branches for gradient g at the sum (nil when need is false; the
+-- branches still accumulate their parameter gradients).
+local function backward_branches(self, x, g, need)
+  local ga = guarded(self, "body", "backward", bwd, self.body, x, g, need)
+  local gb = g
+  if self.shortcut then
+    gb = guarded(self, "shortcut", "backward", bwd, self.shortcut, x, g, need)
+  end
+  if not need then return nil end
+  self.grad_input = core.add_forward(ga, gb, self.grad_input or false)
+  return self.grad_input
+end
+
+--- backward(x, gy, need_input_grad): grad_input = body's + shortcut's input gradient (nil when
+-- need_input_grad == false). After forward(x); re-runs it for another x.
+function Residual:backward(x, gy, need_input_grad)
+  self:need_forward("Residual.backward")
+  if self._input ~= x then self:forward(x) end
+  return backward_branches(self, x, gy, need_input_grad ~= false)
+end
+
+--- The sum and a following nn.ReLU as one step of nn.Sequential: relu(body(x) + shortcut(x)) in one
+-- pass (collapse_add_relu_forward), its gradient masked in one pass (collapse_relu_mask_backward).
+-- The ReLU's output field holds the step's output; nothing else of the ReLU is filled.
+function Residual:fuse_with(nxt)
+  local nn = package.loaded["collapse.nn"]
+  if not (nn and nxt and class.is(nxt, nn.ReLU)) then return nil end
+  local f = self._fused
+  if not f or f.relu ~= nxt then
+    local res = self
+    f = { relu = nxt,
+      forward = function(_, x)
+        local a, b = branches(res, x)
+        res._fused_y = core.add_relu_forward(a, b, res._fused_y or false)
+        res._input, nxt.output, res.output = x, res._fused_y, nil
+        return res._fused_y
+      end,
+      backward = function(_, x, gy, need)
+        if res._input ~= x then f:forward(x) end
+        res._fused_g = core.relu_mask_backward(res._fused_y, gy, res._fused_g or false)
+        return backward_branches(res, x, res._fused_g, need ~= false)
+      end }
+    self._fused = f
+  end
+  return f
+end
+
+function Residual:parameters()
+  local out = {}
+  for _, part in ipairs({ "body", "shortcut" }) do
+    local m = self[part]
+    if m then
+      for _, p in ipairs(m:parameters()) do
+        out[#out + 1] = { name = part .. "." .. p.name, value = p.value, grad = p.grad, decay = p.decay, module = p.module }
+      end
+    end
+  end
+  return out
+end
+
+function Residual:buffers()
+  local out = {}
+  for _, part in ipairs({ "body", "shortcut" }) do
+    local m = self[part]
+    if m then
+      for _, b in ipairs(m:buffers()) do out[#out + 1] = { name = part .. "." .. b.name, value = b.value } end
+    end
+  end
+  return out
+end
+
+function Residual:train()
+  self.training = true
+  self.body:train()
+  if self.shortcut then self.shortcut:train() end
+  return self
+end
+
+function Residual:evaluate()
+  self.training = false
+  self.body:evaluate()
+  if self.shortcut then self.shortcut:evaluate() end
+  return self
+end
+
+function Residual:to(dtype)
+  checks.float_dtype("Residual.to", "dtype", dtype)
+  self.body:to(dtype)
+  if self.shortcut then self.shortcut:to(dtype) end
+  self.output, self.grad_input, self._fused_y, self._fused_g, self._input = nil, nil, nil, nil, nil
+  return self
+end
+
+return Residual
