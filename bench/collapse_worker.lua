@@ -1,5 +1,5 @@
 -- One benchmark process for collapse: scripts/lua bench/collapse_worker.lua WORKLOAD DIR WARMUP TIMED THREADS
--- WORKLOAD: conic | fashion | metrics. Runs WARMUP untimed then TIMED timed repetitions (epochs,
+-- WORKLOAD: conic | fashion | metrics | cnn | resnet (bench/torch_cnn.py describes the last two). Runs WARMUP untimed then TIMED timed repetitions (epochs,
 -- or nc.measure calls) and prints one JSON line: times, the OpenBLAS core, threads, VmHWM.
 local collapse = require("collapse")
 local nn, optim, data, nc, json = collapse.nn, collapse.optim, collapse.data, collapse.nc, collapse.json
@@ -61,6 +61,41 @@ elseif workload == "metrics" then
       "ncc_agreement", "loss", "feature_norm", "variability", "equinorm", "equiangular" }) do
       check[k] = m[k]
     end
+  end
+elseif workload == "cnn" or workload == "resnet" then
+  -- issue 9: the same models, inputs, optimiser and steps as bench/torch_cnn.py
+  local x, y = data.npy(dir .. "/cnn_x.npy"), data.npy(dir .. "/cnn_y.npy")
+  local g, model = collapse.rng(1), nil
+  if workload == "cnn" then
+    local layers, cin = {}, 3
+    for _, c in ipairs({ 32, 64, 128 }) do
+      layers[#layers + 1] = nn.Conv2d(cin, c, 3, { padding = 1, rng = g })
+      layers[#layers + 1] = nn.BatchNorm2d(c)
+      layers[#layers + 1] = nn.ReLU()
+      layers[#layers + 1] = nn.MaxPool2d(2, 2)
+      cin = c
+    end
+    layers[#layers + 1] = nn.Flatten()
+    layers[#layers + 1] = nn.Linear(128 * 4 * 4, 10, { rng = g })
+    model = nn.Sequential(layers)
+  else
+    model = collapse.models.resnet18{ classes = 10, width = 16, last_bn = true, rng = g }
+  end
+  local opt = optim.SGD(model:parameters(), { lr = 0.01, momentum = 0.9, weight_decay = 5e-4 })
+  local crit = nn.CrossEntropyLoss()
+  local steps = workload == "cnn" and 8 or 1
+  local xs, ys = {}, {}
+  for k = 1, steps do -- the batches in order, as views (no copy per step)
+    xs[k], ys[k] = x:narrow(1, (k - 1) * 128 + 1, 128), y:narrow(1, (k - 1) * 128 + 1, 128)
+  end
+  run = function()
+    local loss_sum = 0
+    for k = 1, steps do
+      loss_sum = loss_sum + crit:forward(model:forward(xs[k]), ys[k])
+      model:backward(xs[k], crit.grad, false)
+      opt:step{ zero_grad = true }
+    end
+    check.loss = loss_sum / steps
   end
 else
   error("unknown workload " .. tostring(workload))
