@@ -122,7 +122,7 @@ function collapse.load(path) return require("collapse.checkpoint").load(path) en
 
 --- collapse.experiment{...}:run() and collapse.sweep{...}: see docs/experiments.md.
 function collapse.experiment(spec) return require("collapse.experiment")(spec) end
-function collapse.sweep(spec) return require("collapse.sweep")(spec) end
+function collapse.sweep(spec, opts) return require("collapse.sweep")(spec, opts) end
 
 -- Submodules load on first use: collapse.nn, collapse.optim, collapse.data, collapse.nc, ...
 local SUBMODULES = { nn = true, optim = true, data = true, nc = true, io = true,
