@@ -189,6 +189,11 @@ typedef struct collapse_blas_info {
     int generic_core;   /* 1 when a generic/old core runs on a CPU with AVX2 or AVX-512 */
 } collapse_blas_info;
 COLLAPSE_API void collapse_blas_get_info(collapse_blas_info *info);
+/* The OpenBLAS core ("SkylakeX", "Haswell", ...) this CPU runs faster than the one OpenBLAS
+ * chose, or NULL (OpenBLAS's choice is as good, OPENBLAS_CORETYPE is set, or COLLAPSE_BLAS_AUTO=0).
+ * OpenBLAS reads OPENBLAS_CORETYPE only when it is loaded, which for a program linked against
+ * libcollapse is before main: set the variable and re-exec (docs/c-api.md, "BLAS kernel"). */
+COLLAPSE_API const char *collapse_blas_recommended_core(void);
 COLLAPSE_API collapse_status collapse_set_num_threads(int n);
 COLLAPSE_API int collapse_get_num_threads(void);
 

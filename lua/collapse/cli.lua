@@ -6,9 +6,12 @@ local cli = {}
 local USAGE = [[
 usage: collapse <command> [options]
 
-  run FILE.lua [--out DIR] [--set key=value ...]
+  run FILE.lua [--out DIR] [--set key=value ...] [--jobs N|auto] [--task I] [--list]
         FILE returns an experiment spec (or a sweep spec, with `grid`); --set overrides a field
         (epochs=5), an optimiser option (weight_decay=1e-3, lr=...) or a config entry (width=300).
+        Sweeps: --jobs runs the points in N worker processes (auto: one per core), one BLAS
+        thread each; --task I runs point I only (also SLURM_ARRAY_TASK_ID); --list shows the
+        points and which are done.
   report DIR
         writes DIR/report/index.html (tables + plots) for a run or sweep folder.
   bound --lambda L --classes C --loss X [--per-class n] [--no-bn] [--q 0.05]
@@ -73,8 +76,77 @@ local function apply_sets(spec, sets)
   end
 end
 
+-- run's sweep flags, in one table: flag -> reader of its value (true: a boolean flag).
+local RUN_FLAGS = {
+  jobs = function(v)
+    if v == "auto" then return v end
+    local n = math.tointeger(tonumber(v))
+    if not n or n < 1 then die("--jobs needs a number >= 1 or 'auto', got '" .. v .. "'") end
+    return n
+  end,
+  task = function(v)
+    local n = math.tointeger(tonumber(v))
+    if not n or n < 1 then die("--task needs a point number >= 1 (see --list), got '" .. v .. "'") end
+    return n
+  end,
+  list = true,
+}
+
+-- {jobs =, task =, list =} from the flags; without any of them, SLURM_ARRAY_TASK_ID names the task.
+local function sweep_mode(flags)
+  local mode = {}
+  for name, read in pairs(RUN_FLAGS) do
+    if flags[name] ~= nil then mode[name] = read == true or read(flags[name]) end
+  end
+  local slurm = os.getenv("SLURM_ARRAY_TASK_ID")
+  if not (mode.jobs or mode.task or mode.list) and slurm and slurm ~= "" then
+    mode.task = math.tointeger(tonumber(slurm)) or die("SLURM_ARRAY_TASK_ID is not an integer: " .. slurm)
+    mode.from_slurm = true
+  end
+  return mode
+end
+
+-- The worker's command line: this one without --jobs/--list, with --task I.
+local function worker_args(args, index)
+  local out, i = { "run" }, 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--jobs" or a == "--task" then i = i + 2
+    elseif a == "--list" then i = i + 1
+    else out[#out + 1] = a; i = i + 1 end
+  end
+  out[#out + 1] = "--task"
+  out[#out + 1] = tostring(index)
+  return out
+end
+
+local function print_list(spec)
+  local points, done = require("collapse.sweep").list(spec), 0
+  for _, p in ipairs(points) do
+    print(("%4d  %-7s  %s"):format(p.index, p.state, p.id))
+    if p.state == "done" then done = done + 1 end
+  end
+  print(("%d of %d points done"):format(done, #points))
+end
+
+local function run_sweep(spec, args, mode)
+  if mode.list then return print_list(spec) end
+  local opts = { task = mode.task }
+  if mode.jobs and not mode.task then
+    local jobs = require("collapse.jobs")
+    opts.jobs = mode.jobs == "auto" and jobs.auto(#require("collapse.sweep").plan(spec).runs) or mode.jobs
+    opts.worker = function(index) return jobs.cli_argv(worker_args(args, index)) end
+  end
+  local r = collapse.sweep(spec, opts)
+  if r.partial then
+    print(("task %d finished; the table is written once every point is done"):format(r.task))
+  else
+    print(("sweep finished: %d runs, table %s"):format(#r.runs, r.csv))
+  end
+end
+
 function cli.run(args)
-  local pos, flags, sets = parse(args, {})
+  local pos, flags, sets = parse(args, { list = true })
   local file = pos[1] or die("run needs a FILE.lua (see `collapse help`)")
   local chunk, err = loadfile(file)
   if not chunk then die(err) end
@@ -83,16 +155,14 @@ function cli.run(args)
   if type(spec) ~= "table" then die(file .. " must return an experiment or sweep spec table") end
   apply_sets(spec, sets)
   if flags.out then spec.out = flags.out end
-  if spec.grid then
-    local r = collapse.sweep(spec)
-    print(("sweep finished: %d runs, table %s"):format(#r.runs, r.csv))
-  else
-    local r = collapse.experiment(spec):run()
-    local f = r.final
-    print(("finished %s: loss %.4g, train accuracy %.4f, intra %s, inter %s%s"):format(r.name or "run",
-      f.train_loss, f.train_accuracy, tostring(f.intra_cos), tostring(f.inter_cos),
-      r.path and (", written to " .. r.path) or ""))
-  end
+  local mode = sweep_mode(flags)
+  if spec.grid then return run_sweep(spec, args, mode) end
+  if mode.jobs or (mode.task and not mode.from_slurm) or mode.list then die("--jobs, --task and --list need a sweep spec (one with `grid`)") end
+  local r = collapse.experiment(spec):run()
+  local f = r.final
+  print(("finished %s: loss %.4g, train accuracy %.4f, intra %s, inter %s%s"):format(r.name or "run",
+    f.train_loss, f.train_accuracy, tostring(f.intra_cos), tostring(f.inter_cos),
+    r.path and (", written to " .. r.path) or ""))
 end
 
 function cli.report(args)
