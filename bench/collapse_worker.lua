@@ -1,6 +1,7 @@
 -- One benchmark process for collapse: scripts/lua bench/collapse_worker.lua WORKLOAD DIR WARMUP TIMED THREADS
--- WORKLOAD: conic | fashion | metrics. Runs WARMUP untimed then TIMED timed repetitions (epochs,
--- or nc.measure calls) and prints one JSON line: times, the OpenBLAS core, threads, VmHWM.
+-- WORKLOAD: conic | fashion | metrics | cnn (resnet: a hook for issue 9). Runs WARMUP untimed
+-- then TIMED timed repetitions (epochs, nc.measure calls, or 8 CNN steps) and prints one JSON
+-- line: times, the OpenBLAS core, threads, VmHWM.
 local collapse = require("collapse")
 local nn, optim, data, nc, json = collapse.nn, collapse.optim, collapse.data, collapse.nc, collapse.json
 local core = collapse.core
@@ -62,6 +63,36 @@ elseif workload == "metrics" then
       check[k] = m[k]
     end
   end
+elseif workload == "cnn" then
+  -- issue 9's 3-block conv net, as bench/torch_cnn.py: one repetition = 8 SGD steps over the
+  -- 8 batches of cnn_x.npy in order
+  local ds = data.Dataset{ x = data.npy(dir .. "/cnn_x.npy"), y = data.npy(dir .. "/cnn_y.npy"), classes = 10 }
+  local g = collapse.rng(1)
+  local layers, cin = {}, 3
+  for _, c in ipairs({ 32, 64, 128 }) do
+    for _, m in ipairs({ nn.Conv2d(cin, c, 3, { padding = 1, rng = g }), nn.BatchNorm2d(c), nn.ReLU(),
+      nn.MaxPool2d(2, 2) }) do layers[#layers + 1] = m end
+    cin = c
+  end
+  layers[#layers + 1] = nn.Flatten()
+  layers[#layers + 1] = nn.Linear(128 * 4 * 4, 10, { rng = g })
+  local model = nn.Sequential(layers)
+  local opt = optim.SGD(model:parameters(), { lr = 0.01, momentum = 0.9, weight_decay = 5e-4 })
+  local crit = nn.CrossEntropyLoss()
+  run = function()
+    local loss_sum, steps = 0, 0
+    for x, y in ds:batches{ batch_size = 128 } do -- unshuffled: views, in order
+      loss_sum, steps = loss_sum + crit:forward(model:forward(x), y), steps + 1
+      model:backward(x, crit.grad, false)
+      opt:step{ zero_grad = true }
+    end
+    check.loss = loss_sum / steps
+  end
+elseif workload == "resnet" then
+  -- hook (issue 9): build collapse.models.resnet18{width = 16, last_bn = true, classes = 10} and
+  -- time one SGD step on the first 128 images of cnn_x.npy, as bench/torch_cnn.py; then remove
+  -- "resnet" from PENDING_COLLAPSE in bench/harness.py
+  error("resnet: collapse's ResNet18 does not exist yet (issue 9); see bench/torch_cnn.py")
 else
   error("unknown workload " .. tostring(workload))
 end

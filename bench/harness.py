@@ -28,10 +28,9 @@ WORKLOADS = {
     "cnn": ("d. 3-block conv net with BN, 8 SGD steps of 128 x 3 x 32 x 32", "pytorch", 1, 3, 1),
     "resnet": ("e. ResNet18 (width 16) training step, 128 x 3 x 32 x 32", "pytorch", 1, 5, 2),
 }
-# Hook for issue 9: collapse's side of these workloads needs the CNN modules (models.resnet18,
-# nn.Residual, ...). Until bench/collapse_worker.lua implements them, only PyTorch runs; then
-# remove the name from this set.
-PENDING_COLLAPSE = {"cnn", "resnet"}
+# Hook for issue 9: collapse's side of resnet needs the CNN modules (models.resnet18, nn.Residual,
+# ...). Until bench/collapse_worker.lua implements it, only PyTorch runs; then remove it here.
+PENDING_COLLAPSE = {"resnet"}
 CORES = {"default": None, "SkylakeX": "SkylakeX"}
 TARGETS = {  # (workload, threads, core) -> max ratio collapse / contender
     ("conic", 1, "default"): 0.6, ("conic", 1, "SkylakeX"): 0.45,

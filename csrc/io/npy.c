@@ -391,7 +391,7 @@ collapse_status collapse_npy_write(const char *path, collapse_dtype dtype, int n
 
 /* ---- shared with the .npz reader (io/npz_internal.h) --------------------------------- */
 
-collapse_status io_npy_parse(const char *where, const char *text, size_t len, io_npy_info *info) {
+collapse_status collapse_io_npy_parse(const char *where, const char *text, size_t len, io_npy_info *info) {
     npy_header hd;
     memset(&hd, 0, sizeof hd);
     memset(info, 0, sizeof *info);
