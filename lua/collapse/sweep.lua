@@ -119,6 +119,12 @@ return function(spec)
     if type(v) ~= "table" or #v == 0 then fail("grid entry '%s' must be a non-empty list of values", k) end
   end
   local seeds = spec.seeds or { spec.experiment.seed or 0 }
+  if type(seeds) ~= "table" or #seeds == 0 then fail("field 'seeds' must be a non-empty list of integers, got %s", type(seeds)) end
+  for i, s in pairs(seeds) do
+    if math.type(i) ~= "integer" or math.type(s) ~= "integer" then
+      fail("field 'seeds' must be a list of integers, entry %s is %s", tostring(i), tostring(s))
+    end
+  end
   local runs, keys = points(spec.grid, seeds)
   fs.mkdir(spec.out .. "/runs")
   local progress = spec.progress
@@ -159,7 +165,7 @@ return function(spec)
       if progress then
         local f = r.final
         print(("        done in %.1f s: loss %.4g, train accuracy %.4f%s"):format(r.seconds, f.train_loss,
-          f.train_accuracy, f.intra_cos and (", intra %.4f, inter %.4f"):format(f.intra_cos, f.inter_cos) or ""))
+          f.train_accuracy, require("collapse.experiment").collapse_summary(f, ", ")))
       end
       r.grid = run.point
       fs.write_atomic(path, json.encode(r, { indent = 1 }) .. "\n")
