@@ -82,6 +82,15 @@ collapse_status collapse_idx_read(const char *path, int scale_to_unit, int32_t l
                              collapse_io_shape_str(shp, sizeof shp, ndim, dims), tname);
     }
 
+    if (label_offset != 0 && (st == IO_F32 || st == IO_F64)) {
+        /* a label file read with an offset must hold integers: floats would skip the offset and
+         * any 1.5 would later be truncated */
+        collapse_io_reader_close(&r);
+        return collapse_fail(COLLAPSE_ERR_DTYPE,
+                             "idx: %s: label_offset %d given but the data is %s %s, expected an integer type "
+                             "(ubyte, byte, short or int) for class labels",
+                             path, (int)label_offset, collapse_io_shape_str(shp, sizeof shp, ndim, dims), tname);
+    }
     collapse_dtype dtype;
     int labels = 0;
     if (st == IO_F32) dtype = COLLAPSE_FLOAT32;
