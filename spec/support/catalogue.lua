@@ -16,10 +16,11 @@ local function check(e)
       error(("%s: the error should contain %q, got %q"):format(e[1], piece, msg), 0)
     end
   end
-  -- no Lua internals leaking out as the whole explanation
-  for _, vague in ipairs({ "attempt to index", "attempt to perform", "attempt to compare", "bad argument #",
-    "not enough memory", "data string too short", "table index is" }) do
-    if msg:find(vague, 1, true) then error(("%s: vague error %q"):format(e[1], msg), 0) end
+  -- no Lua internals leaking out as the whole explanation (Lua patterns)
+  for _, vague in ipairs({ "attempt to index", "attempt to perform", "attempt to compare", "attempt to call",
+    "attempt to concatenate", "bad argument #%d+ to '", "not enough memory", "data string too short",
+    "table index is", "stack overflow" }) do
+    if msg:find(vague) then error(("%s: vague error %q"):format(e[1], msg), 0) end
   end
 end
 
