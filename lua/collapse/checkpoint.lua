@@ -113,10 +113,11 @@ local function decode_tensor(s, pos, path)
   for i = 1, nd do
     shape[i], pos = unpack("<i8", s, pos, path)
     if shape[i] < 0 then corrupt(path, ("tensor dimension %d is negative (%d)"):format(i, shape[i])) end
-    -- compare before multiplying: the product never overflows and stays below the file's size
-    if shape[i] > 0 and numel > #s // shape[i] then
+    -- the tensor library's own limit (elements x 8 bytes fit int64), checked before multiplying
+    -- so the product never overflows, also past a zero dimension
+    if shape[i] > 0 and numel ~= math.maxinteger and numel > (math.maxinteger // 8) // shape[i] then
       numel = math.maxinteger
-    else numel = numel * shape[i] end
+    elseif numel ~= math.maxinteger then numel = numel * shape[i] end
   end
   local bytes
   bytes, pos = unpack("<s8", s, pos, path)
@@ -124,8 +125,11 @@ local function decode_tensor(s, pos, path)
   if numel == math.maxinteger or #bytes ~= numel * ELEM_SIZE[name] then
     local dims = {}
     for i, d in ipairs(shape) do dims[i] = tostring(d) end
-    corrupt(path, ("tensor [%s] %s needs %s bytes, the file holds %d"):format(table.concat(dims, " x "), name,
-      numel == math.maxinteger and "more than 2^63" or tostring(numel * ELEM_SIZE[name]), #bytes))
+    if numel == math.maxinteger then
+      corrupt(path, ("tensor [%s] has too many elements (the limit is 2^63 / 8)"):format(table.concat(dims, " x ")))
+    end
+    corrupt(path, ("tensor [%s] %s needs %d bytes, the file holds %d"):format(table.concat(dims, " x "), name,
+      numel * ELEM_SIZE[name], #bytes))
   end
   return core.frombytes(bytes, shape, name), pos
 end

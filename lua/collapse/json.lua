@@ -152,7 +152,11 @@ function decode_value(s, pos, depth)
   elseif s:sub(pos, pos + 3) == "null" then return json.null, pos + 4
   else
     local num = s:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
-    if not num or num == "" then decode_error(s, pos, "unexpected character '" .. c .. "'") end
+    if not num or num == "" then
+      -- a control or non-ASCII byte is shown by its code, never raw inside the message
+      decode_error(s, pos, "unexpected character " .. (c:match("^[%g ]$") and ("'" .. c .. "'")
+        or ("byte 0x%02x"):format(c:byte())))
+    end
     local v = tonumber(num)
     if v == nil then decode_error(s, pos, "bad number '" .. num .. "'") end
     return v, pos + #num

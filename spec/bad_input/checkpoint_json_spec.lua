@@ -58,7 +58,13 @@ local entries = {
     end, { "load", "tensor [2 x 3] float32 needs 24 bytes, the file holds 20" } },
   { "load: tensor shape product overflows", function()
       collapse.load(ckpt(T(1, S("w") .. tensor(2, { 1 << 40, 1 << 40, 1 << 40 }, ""))))
-    end, { "load", "more than 2^63" } },
+    end, { "load", "too many elements" } },
+  { "load: 2^56 float64 elements declared", function()
+      collapse.load(ckpt(T(1, S("w") .. tensor(2, { 1 << 56 }, ""))))
+    end, { "load", "needs 576460752303423488 bytes, the file holds 0" } },
+  { "load: too many elements after a large first dimension", function()
+      collapse.load(ckpt(T(1, S("w") .. tensor(1, { 1 << 62, 0 }, ""))))
+    end, { "load", "has too many elements" } },
   { "load: negative tensor dimension", function() collapse.load(ckpt(T(1, S("w") .. tensor(1, { -1 }, "")))) end,
     { "load", "dimension 1 is negative" } },
   { "load: unknown tensor dtype", function() collapse.load(ckpt(T(1, S("w") .. tensor(9, { 1 }, "\0\0\0\0")))) end,
