@@ -135,6 +135,7 @@ local valid = {
 describe("bad input: checkpoints and JSON", function()
   C.run(it, entries)
   C.valid(it, valid)
+  teardown(C.cleanup)
 end)
 
 return entries

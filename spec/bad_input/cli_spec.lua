@@ -59,6 +59,7 @@ local valid = {
 describe("bad input: the command line", function()
   C.run(it, entries)
   C.valid(it, valid)
+  teardown(C.cleanup)
 end)
 
 return entries

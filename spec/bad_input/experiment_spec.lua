@@ -146,6 +146,7 @@ local valid = {
 describe("bad input: experiments, sweeps, datasets and reports", function()
   C.run(it, entries)
   C.valid(it, valid)
+  teardown(C.cleanup)
 end)
 
 return entries

@@ -13,6 +13,7 @@ local gz = function(s) -- gzip through the system tool (same format zlib reads)
   local f = io.open(p .. ".gz", "rb")
   local b = f:read("a")
   f:close()
+  os.remove(p .. ".gz")
   return b
 end
 
@@ -145,6 +146,7 @@ local valid = {
 describe("bad input: io readers and writers", function()
   C.run(it, entries)
   C.valid(it, valid)
+  teardown(C.cleanup)
 end)
 
 return entries

@@ -37,9 +37,19 @@ function catalogue.valid(it, entries)
   end
 end
 
+local made = {} -- temporary files and folders, removed by catalogue.cleanup (a spec's teardown)
+
+function catalogue.cleanup()
+  for _, p in ipairs(made) do os.execute("rm -rf '" .. p:gsub("'", "'\\''") .. "'") end
+  made = {}
+end
+
 --- A fresh temporary file holding bytes; returns its path.
 function catalogue.file(bytes, suffix)
-  local p = os.tmpname() .. (suffix or "")
+  local base = os.tmpname()
+  made[#made + 1] = base
+  local p = base .. (suffix or "")
+  made[#made + 1] = p
   local f = assert(io.open(p, "wb"))
   f:write(bytes)
   f:close()
@@ -51,6 +61,7 @@ function catalogue.dir()
   local p = io.popen("mktemp -d")
   local d = p:read("l")
   p:close()
+  made[#made + 1] = d
   return d
 end
 
