@@ -473,7 +473,8 @@ COLLAPSE_API int64_t collapse_array_numel(const collapse_array *a);
  *   n-d ubyte (n >= 2)         -> float32, /255 into [0,1] when scale_to_unit is 1, else raw 0..255
  *   n-d byte/short (n >= 2)    -> float32 (exact)
  *   n-d int (n >= 2)           -> int32 (unchanged)
- *   float -> float32, double -> float64 (any rank)
+ *   float -> float32, double -> float64 (any rank); with label_offset != 0 (a label file)
+ *   float data is an error: labels are never truncated from floats
  * limit > 0 reads only the first `limit` items (first dimension; clamped to the count),
  * limit == 0 reads all, limit < 0 is an error. */
 COLLAPSE_API collapse_status collapse_idx_read(const char *path, int scale_to_unit, int32_t label_offset,

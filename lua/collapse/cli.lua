@@ -1,5 +1,6 @@
 --- The `collapse` command: run, report, bound, demo. See `collapse help`.
 local collapse = require("collapse")
+local cli_flags = require("collapse.cli_flags")
 
 local cli = {}
 
@@ -27,38 +28,23 @@ local function die(msg)
   os.exit(2)
 end
 
-local function parse_value(s)
-  if s == "true" then return true elseif s == "false" then return false end
-  local n = math.tointeger(tonumber(s)) or tonumber(s)
-  if n then return n end
-  return s
-end
+-- Every command's flags, parsed strictly by collapse.cli_flags (unknown flags and bad values exit 2).
+local FLAGS = {
+  run = { positionals = 1, flags = { { name = "out", type = "string" }, { name = "set", type = "set" },
+    -- sweep flags: values checked by RUN_FLAGS below ("auto" is a valid --jobs)
+    { name = "jobs", type = "string" }, { name = "task", type = "string" }, { name = "list", type = "boolean" } } },
+  report = { positionals = 1, flags = {} },
+  bound = { positionals = 0, flags = {
+    { name = "lambda", type = "number", required = true }, { name = "classes", type = "integer", required = true },
+    { name = "loss", type = "number", required = true }, { name = "per-class", type = "integer" },
+    { name = "no-bn", type = "boolean" }, { name = "q", type = "number" } } },
+  demo = { positionals = 0, flags = { { name = "out", type = "string" }, { name = "quick", type = "boolean" } } },
+}
 
--- Splits argv into positionals and --flags (values taken from the next word unless boolean).
-local function parse(args, booleans)
-  local pos, flags, sets = {}, {}, {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--set" then
-      local kv = args[i + 1] or die("--set needs key=value")
-      local k, v = kv:match("^([%w_%.]+)=(.*)$")
-      if not k then die("--set needs key=value, got '" .. kv .. "'") end
-      sets[#sets + 1] = { k, parse_value(v) }
-      i = i + 2
-    elseif a:match("^%-%-") then
-      local name = a:sub(3):gsub("-", "_")
-      if booleans[name] then flags[name] = true; i = i + 1
-      else
-        flags[name] = args[i + 1] or die(a .. " needs a value")
-        i = i + 2
-      end
-    else
-      pos[#pos + 1] = a
-      i = i + 1
-    end
-  end
-  return pos, flags, sets
+local function parse(cmd, args)
+  local ok, pos, flags = pcall(cli_flags.parse, cmd, FLAGS[cmd], args)
+  if not ok then die(pos) end
+  return pos, flags, flags.set or {}
 end
 
 local OPTIMIZER_KEYS = { lr = true, weight_decay = true, momentum = true, eps = true, dampening = true, nesterov = true }
@@ -146,7 +132,7 @@ local function run_sweep(spec, args, mode)
 end
 
 function cli.run(args)
-  local pos, flags, sets = parse(args, { list = true })
+  local pos, flags, sets = parse("run", args)
   local file = pos[1] or die("run needs a FILE.lua (see `collapse help`)")
   local chunk, err = loadfile(file)
   if not chunk then die(err) end
@@ -166,7 +152,7 @@ function cli.run(args)
 end
 
 function cli.report(args)
-  local pos = parse(args, {})
+  local pos = parse("report", args)
   local dir = pos[1] or die("report needs a run or sweep folder")
   local index, messages = require("collapse.report").build(dir)
   for _, m in ipairs(messages) do print(m) end
@@ -174,13 +160,9 @@ function cli.report(args)
 end
 
 function cli.bound(args)
-  local _, flags = parse(args, { no_bn = true })
-  local lambda = tonumber(flags.lambda or die("bound needs --lambda"))
-  local classes = math.tointeger(tonumber(flags.classes or die("bound needs --classes")))
-  local loss = tonumber(flags.loss or die("bound needs --loss"))
-  local per_class = flags.per_class and math.tointeger(tonumber(flags.per_class)) or nil
-  local ok, b = pcall(collapse.nc.bound, { lambda = lambda, classes = classes, loss = loss, per_class = per_class,
-    bn = not flags.no_bn, q = flags.q and tonumber(flags.q) or nil })
+  local _, flags = parse("bound", args)
+  local ok, b = pcall(collapse.nc.bound, { lambda = flags.lambda, classes = flags.classes, loss = flags.loss,
+    per_class = flags.per_class, bn = not flags.no_bn, q = flags.q })
   if not ok then die(tostring(b)) end
   local rows = {
     { "optimal loss L*", b.optimal_loss }, { "t*", b.t_star }, { "epsilon = loss - L*", b.epsilon },
@@ -206,7 +188,7 @@ function cli.bound(args)
 end
 
 function cli.demo(args)
-  local _, flags = parse(args, { quick = true })
+  local _, flags = parse("demo", args)
   require("collapse.demo").run{ out = flags.out, quick = flags.quick }
 end
 

@@ -128,6 +128,12 @@ end
 --- The points of a sweep in run order: {runs = {{index, id, point, seed, path}, ...}, keys, seeds}.
 local function plan(spec)
   local seeds = spec.seeds or { spec.experiment.seed or 0 }
+  if type(seeds) ~= "table" or #seeds == 0 then fail("field 'seeds' must be a non-empty list of integers, got %s", type(seeds)) end
+  for i, s in pairs(seeds) do
+    if math.type(i) ~= "integer" or math.type(s) ~= "integer" then
+      fail("field 'seeds' must be a list of integers, entry %s is %s", tostring(i), tostring(s))
+    end
+  end
   local runs, keys = points(spec.grid, seeds)
   for i, run in ipairs(runs) do
     run.index = i
@@ -159,7 +165,7 @@ end
 local function done_line(r)
   local f = r.final
   return ("        done in %.1f s: loss %.4g, train accuracy %.4f%s"):format(r.seconds, f.train_loss,
-    f.train_accuracy, f.intra_cos and (", intra %.4f, inter %.4f"):format(f.intra_cos, f.inter_cos) or "")
+    f.train_accuracy, require("collapse.experiment").collapse_summary(f, ", "))
 end
 
 --- Trains one point and writes its JSON atomically; returns the result.
