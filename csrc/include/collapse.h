@@ -382,6 +382,22 @@ COLLAPSE_API collapse_status collapse_nc_stats_shape(const collapse_nc_stats *s,
 COLLAPSE_API collapse_status collapse_nc_stats_means(const collapse_nc_stats *s, double *class_means,
                                                      double *global_mean);
 
+/* Sharded measurement (docs/metrics.md, "Sharded measurement"): the whole state (pass-1 sums, the
+ * classifier, and after end_pass1 the means, basis and pass-2 sums) serialised to a versioned,
+ * CRC-checked little-endian buffer or file (written atomically), and merged. Protocol: pass 1 on
+ * every shard, merge; end_pass1; pass 2 on every shard starting from that one merged state
+ * (save it, load it per shard), merge; result. Merging adds counts and sums (dst += src), so the
+ * merged result equals one pass up to the rounding of the summation order. Merge refuses states of
+ * other shapes/flags, a pass-1 state with a pass-2 one, and pass-2 states that did not start
+ * from the same pass-1 state. serialize: *buf is malloc'd (free it). Corrupt, truncated and
+ * foreign buffers/files fail with COLLAPSE_ERR_FORMAT naming the problem. */
+COLLAPSE_API collapse_status collapse_nc_stats_serialize(const collapse_nc_stats *s, void **buf, size_t *len);
+COLLAPSE_API collapse_status collapse_nc_stats_deserialize(const void *buf, size_t len, collapse_nc_stats **out);
+COLLAPSE_API collapse_status collapse_nc_stats_save(const collapse_nc_stats *s, const char *path);
+COLLAPSE_API collapse_status collapse_nc_stats_load(const char *path, collapse_nc_stats **out);
+COLLAPSE_API collapse_status collapse_nc_stats_merge(collapse_nc_stats *dst, const collapse_nc_stats *src);
+COLLAPSE_API collapse_status collapse_nc_stats_clone(const collapse_nc_stats *s, collapse_nc_stats **out);
+
 typedef struct collapse_nc_result {
     int classes;
     int64_t dim, samples;
