@@ -262,6 +262,32 @@ static int s_clone(lua_State *L) {
     return 1;
 }
 
+/* stats:pass1_files(features_path, labels_path, label_base) (and pass2_files) */
+static int pass_files(lua_State *L, int which) {
+    nc_stats_ud *ud = stats_check(L);
+    const char *f = luaL_checkstring(L, 2), *l = luaL_checkstring(L, 3);
+    int base = (int)luaL_optinteger(L, 4, 0);
+    CHECK_STATUS(L, collapse_nc_stats_pass_files(ud->s, which, f, l, base));
+    return 0;
+}
+static int s_pass1_files(lua_State *L) { return pass_files(L, 1); }
+static int s_pass2_files(lua_State *L) { return pass_files(L, 2); }
+
+/* nc_files_info(features_path, labels_path, label_base, classes|0) -> n, dim, classes */
+static int l_nc_files_info(lua_State *L) {
+    const char *f = luaL_checkstring(L, 1), *l = luaL_checkstring(L, 2);
+    int base = (int)luaL_optinteger(L, 3, 0);
+    lua_Integer want = luaL_optinteger(L, 4, 0);
+    if (want < 0 || want > 1 << 24) return luaL_error(L, "nc_files_info: classes must be in 2..2^24, got %d", (int)want);
+    int64_t n = 0, d = 0;
+    int classes = 0;
+    CHECK_STATUS(L, collapse_nc_files_info(f, l, base, (int)want, &n, &d, &classes));
+    lua_pushinteger(L, n);
+    lua_pushinteger(L, d);
+    lua_pushinteger(L, classes);
+    return 3;
+}
+
 /* nc_stats_load(path) -> stats */
 static int l_nc_stats_load(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
@@ -284,6 +310,7 @@ void binding_open_nc(lua_State *L) {
     static const luaL_Reg methods[] = {{"pass1", s_pass1}, {"end_pass1", s_end_pass1},
                                        {"set_classifier", s_set_classifier}, {"pass2", s_pass2},
                                        {"result", s_result}, {"save", s_save}, {"merge", s_merge}, {"clone", s_clone},
+                                       {"pass1_files", s_pass1_files}, {"pass2_files", s_pass2_files},
                                        {"shape", s_shape}, {"free", s_gc}, {NULL, NULL}};
     luaL_newmetatable(L, NC_STATS_MT);
     luaL_newlib(L, methods);
@@ -294,6 +321,7 @@ void binding_open_nc(lua_State *L) {
     lua_setfield(L, -2, "__close");
     lua_pop(L, 1);
     static const luaL_Reg fns[] = {{"nc_measure", l_nc_measure}, {"nc_stats", l_nc_stats},
-                                   {"nc_stats_load", l_nc_stats_load}, {NULL, NULL}};
+                                   {"nc_stats_load", l_nc_stats_load},
+                                   {"nc_files_info", l_nc_files_info}, {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }
