@@ -416,6 +416,33 @@ COLLAPSE_API collapse_status collapse_nc_stats_shape(const collapse_nc_stats *s,
 COLLAPSE_API collapse_status collapse_nc_stats_means(const collapse_nc_stats *s, double *class_means,
                                                      double *global_mean);
 
+/* Sharded measurement (docs/metrics.md, "Sharded measurement"): the whole state (pass-1 sums, the
+ * classifier, and after end_pass1 the means, basis and pass-2 sums) serialised to a versioned,
+ * CRC-checked little-endian buffer or file (written atomically), and merged. Protocol: pass 1 on
+ * every shard, merge; end_pass1; pass 2 on every shard starting from that one merged state
+ * (save it, load it per shard), merge; result. Merging adds counts and sums (dst += src), so the
+ * merged result equals one pass up to the rounding of the summation order. Merge refuses states of
+ * other shapes/flags, a pass-1 state with a pass-2 one, and pass-2 states that did not start
+ * from the same pass-1 state. serialize: *buf is malloc'd (free it). Corrupt, truncated and
+ * foreign buffers/files fail with COLLAPSE_ERR_FORMAT naming the problem. */
+COLLAPSE_API collapse_status collapse_nc_stats_serialize(const collapse_nc_stats *s, void **buf, size_t *len);
+COLLAPSE_API collapse_status collapse_nc_stats_deserialize(const void *buf, size_t len, collapse_nc_stats **out);
+COLLAPSE_API collapse_status collapse_nc_stats_save(const collapse_nc_stats *s, const char *path);
+COLLAPSE_API collapse_status collapse_nc_stats_load(const char *path, collapse_nc_stats **out);
+COLLAPSE_API collapse_status collapse_nc_stats_merge(collapse_nc_stats *dst, const collapse_nc_stats *src);
+COLLAPSE_API collapse_status collapse_nc_stats_clone(const collapse_nc_stats *s, collapse_nc_stats **out);
+
+/* From files (csrc/nc/stats_files.c): features [N x d] (NPY, streamed a chunk of rows at a time,
+ * or CSV) and labels [N] (or [N x 1]; any integer dtype or integral floats) starting at
+ * label_base (0 as numpy/PyTorch write them, or 1). _info checks both files (same N, labels
+ * integral and in range; classes <= 0: inferred as max - base + 1) and gives N, d and the class
+ * count; _pass_files runs pass 1 or 2 (pass = 1 or 2) over the pair. Memory: O(C d) + one chunk.
+ * A bad label fails naming its value and 0-based row. .npz is refused for now. */
+COLLAPSE_API collapse_status collapse_nc_files_info(const char *features, const char *labels, int label_base,
+                                                    int classes, int64_t *n, int64_t *dim, int *classes_out);
+COLLAPSE_API collapse_status collapse_nc_stats_pass_files(collapse_nc_stats *s, int pass, const char *features,
+                                                          const char *labels, int label_base);
+
 typedef struct collapse_nc_result {
     int classes;
     int64_t dim, samples;
@@ -491,6 +518,20 @@ COLLAPSE_API collapse_status collapse_npy_read(const char *path, collapse_array 
  * ndim 0..COLLAPSE_MAX_DIMS; data may be NULL only when the shape has no elements. */
 COLLAPSE_API collapse_status collapse_npy_write(const char *path, collapse_dtype dtype, int ndim,
                                                 const int64_t *shape, const void *data);
+
+/* Row-range NPY reader (csrc/io/npy_rows.c): the same files as collapse_npy_read, read a chunk
+ * of rows (first-axis slices) at a time so that only the chunk is in memory. _shape returns ndim
+ * and fills shape (may be NULL); _read converts the next min(max_rows, rows left) rows to dtype
+ * (float32, float64 or int32; a float file cannot be read as int32) into out, *got_rows = 0 at the
+ * end; a file shorter than its header says fails naming the missing rows. */
+typedef struct collapse_npy_rows collapse_npy_rows; /* opaque */
+COLLAPSE_API collapse_status collapse_npy_rows_open(const char *path, collapse_npy_rows **out);
+COLLAPSE_API int collapse_npy_rows_shape(const collapse_npy_rows *r, int64_t *shape);
+COLLAPSE_API int collapse_npy_rows_is_float(const collapse_npy_rows *r);
+COLLAPSE_API int collapse_npy_rows_is_float32(const collapse_npy_rows *r);
+COLLAPSE_API collapse_status collapse_npy_rows_read(collapse_npy_rows *r, collapse_dtype dtype, int64_t max_rows,
+                                                    void *out, int64_t *got_rows);
+COLLAPSE_API void collapse_npy_rows_close(collapse_npy_rows *r); /* NULL is fine */
 
 /* CSV of numbers (a .csv.gz is read transparently). '#' comment lines and blank lines are skipped;
  * the first remaining line is a header if any of its cells is not a number. Separator: ',' if the

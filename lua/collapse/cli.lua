@@ -17,6 +17,8 @@ usage: collapse <command> [options]
         writes DIR/report/index.html (tables + plots) for a run or sweep folder.
   bound --lambda L --classes C --loss X [--per-class n] [--no-bn] [--q 0.05]
         the optimal loss and the collapse certified by a regularised loss X (docs/theory.md).
+  measure FEATURES.npy LABELS.npy [--classifier W.npy] [--lambda L --loss X] [--json OUT] ...
+        collapse metrics of stored features, streamed; `collapse measure --help` (docs/metrics.md).
   demo [--out DIR] [--quick]
         the default experiment: BN vs no BN across weight decay on conic data, then on a
         Fashion-MNIST subset when the Debian package is installed.
@@ -186,6 +188,8 @@ function cli.bound(args)
     print(("%-42s %s"):format(r[1], type(v) == "number" and ("%.8g"):format(v) or tostring(v)))
   end
 end
+
+function cli.measure(args) require("collapse.measure_cli").run(args) end
 
 function cli.demo(args)
   local _, flags = parse("demo", args)

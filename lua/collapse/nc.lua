@@ -107,6 +107,8 @@ function nc.measure_model(model, dataset, opts)
 end
 
 nc.measure_layers = require("collapse.nc.layers").measure_layers
+local nc_stats = require("collapse.nc.stats")
+nc.stats, nc.load_stats, nc.merge_stats = nc_stats.new, nc_stats.load, nc_stats.merge
 
 local function check_lambda_classes(fn, lambda, classes)
   if type(lambda) ~= "number" or lambda ~= lambda or lambda <= 0 then
