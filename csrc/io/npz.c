@@ -73,11 +73,11 @@ collapse_status collapse_io_npz_member_open(io_zip *z, const io_zip_entry *e, io
     int64_t numel = 1, bytes = 0;
     for (int i = 0; s == COLLAPSE_OK && i < m->info.ndim; i++)
         if (!io_mul_i64(numel, m->info.shape[i], &numel)) numel = -1;
-    if (s == COLLAPSE_OK && (numel < 0 || !io_mul_i64(numel, (int64_t)io_scalar_size(m->info.st), &bytes)))
+    if (s == COLLAPSE_OK && (numel < 0 || !io_mul_i64(numel, (int64_t)collapse_io_scalar_size(m->info.st), &bytes)))
         s = collapse_fail(COLLAPSE_ERR_FORMAT, "npz: %s: shape overflows the element count", m->where);
     if (s == COLLAPSE_OK && (uint64_t)bytes != e->usize - m->s.produced) {
         char shp[256];
-        io_shape_str(shp, sizeof shp, m->info.ndim, m->info.shape);
+        collapse_io_shape_str(shp, sizeof shp, m->info.ndim, m->info.shape);
         s = collapse_fail(COLLAPSE_ERR_FORMAT,
                           "npz: %s: shape %s '%s' needs %lld bytes of data, the member holds %llu (truncated or corrupt)",
                           m->where, shp, m->info.descr, (long long)bytes,
@@ -95,7 +95,7 @@ collapse_status collapse_io_npz_member_open(io_zip *z, const io_zip_entry *e, io
 
 collapse_status collapse_io_npz_member_read(io_npz_member *m, int64_t rows, int scale_u8, void *out) {
     collapse_dtype dt = collapse_io_npz_out_dtype(&m->info, scale_u8);
-    size_t es = io_scalar_size(m->info.st), os = collapse_dtype_size(dt);
+    size_t es = collapse_io_scalar_size(m->info.st), os = collapse_dtype_size(dt);
     int64_t n = rows * m->row_elems;
     static const uint16_t one = 1;
     int direct = (size_t)es == os && m->info.big == (*(const unsigned char *)&one == 0) && m->info.st != IO_U32;
@@ -107,7 +107,7 @@ collapse_status collapse_io_npz_member_read(io_npz_member *m, int64_t rows, int 
         unsigned char *dst = (unsigned char *)out + (size_t)done * os;
         s = npz_read_exact(m, direct ? dst : tmp, k * es, "data");
         if (s == COLLAPSE_OK && !direct)
-            s = io_convert("npz", m->where, tmp, (int64_t)k, m->info.st, m->info.big, dt, scale_u8, 0, dst);
+            s = collapse_io_convert("npz", m->where, tmp, (int64_t)k, m->info.st, m->info.big, dt, scale_u8, 0, dst);
         done += (int64_t)k;
     }
     free(tmp);
