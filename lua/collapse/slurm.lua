@@ -79,7 +79,7 @@ end
 --- The sweep spec FILE returns, with --out applied; an error unless it is a sweep (has `grid`).
 function slurm.load(file, out)
   local chunk, err = loadfile(file)
-  if not chunk then fail("cannot load %s", tostring(err)) end
+  if not chunk then fail("%s", tostring(err)) end
   local ok, spec = pcall(chunk)
   if not ok then fail("%s failed: %s", file, tostring(spec)) end
   if type(spec) ~= "table" then fail("%s must return a sweep spec table, got %s", file, type(spec)) end
