@@ -162,9 +162,13 @@ local function array_script(ctx, ntasks)
     "# the points of this array task: line $SLURM_ARRAY_TASK_ID of the list written beside this script",
     ('points=$(sed -n "${SLURM_ARRAY_TASK_ID}p" %s)'):format(shell_quote(ctx.list)),
     'if [[ -z "$points" ]]; then echo "array task $SLURM_ARRAY_TASK_ID has no line in the point list" >&2; exit 1; fi',
+    "# a failing point fails the task, after the task's other points have run",
+    "status=0",
     "for point in $points; do",
-    "  COLLAPSE_SLURM_POINT=$point " .. cli_call(ctx, { "run", ctx.file, "--out", ctx.out, "--task", "$COLLAPSE_SLURM_POINT" }),
-    "done" }) do
+    "  COLLAPSE_SLURM_POINT=$point " .. cli_call(ctx, { "run", ctx.file, "--out", ctx.out, "--task", "$COLLAPSE_SLURM_POINT" })
+      .. " || status=1",
+    "done",
+    "exit $status" }) do
     lines[#lines + 1] = l
   end
   return table.concat(lines, "\n") .. "\n"
@@ -180,30 +184,24 @@ end
 --- Writes the scripts and the point list for the missing points of `spec` (opts: chunk,
 -- cpus_per_task, partition, time, file). Returns {array =, collect =, list =, tasks =, missing =, points =}.
 function slurm.write(spec, opts)
-  local sweep = require("collapse.sweep")
-  local points = sweep.list(spec)
+  local points = require("collapse.sweep").list(spec)
   local tasks = slurm.tasks(points, opts.chunk or 1)
-  local dir = cwd()
-  local slurm_dir = spec.out .. "/slurm"
-  fs.mkdir(slurm_dir .. "/logs")
+  local list, missing = {}, 0
+  for k, t in ipairs(tasks) do
+    list[k], missing = table.concat(t, " "), missing + #t
+  end
+  local dir, slurm_dir = cwd(), spec.out .. "/slurm"
   local ctx = {
     dir = dir, file = opts.file, out = spec.out, slurm_dir = slurm_dir, list = slurm_dir .. "/array.points",
     name = (spec.out:gsub("/+$", ""):match("([^/]+)$") or "sweep"):gsub("[^%w_%.%-]", "_"),
-    cpus = opts.cpus_per_task or 1, partition = opts.partition, time = opts.time,
-    lua = interpreter(),
+    cpus = opts.cpus_per_task or 1, partition = opts.partition, time = opts.time, lua = interpreter(),
     path = absolute_path_list(package.path, dir), cpath = absolute_path_list(package.cpath, dir),
-    comment = ("# Written by `collapse slurm %s --out %s`: %d missing of %d points. Rerun that command to "
-      .. "regenerate after a failure or a scancel."):format(opts.file, spec.out, 0, #points),
+    comment = ("# Written by `collapse slurm %s --out %s`: %d missing of %d points. Run that command again to "
+      .. "regenerate after a failure or a scancel."):format(opts.file, spec.out, missing, #points),
   }
-  local missing = 0
-  local list = {}
-  for k, t in ipairs(tasks) do
-    missing = missing + #t
-    list[k] = table.concat(t, " ")
-  end
-  ctx.comment = ctx.comment:gsub(": 0 missing", (": %d missing"):format(missing), 1)
   local r = { list = ctx.list, array = slurm_dir .. "/array.sbatch", collect = slurm_dir .. "/collect.sbatch",
     tasks = #tasks, missing = missing, points = #points }
+  fs.mkdir(slurm_dir .. "/logs") -- Slurm opens the jobs' output files there and creates no folder
   -- the list first: a script never names a list that is not there
   fs.write_atomic(ctx.list, #list > 0 and (table.concat(list, "\n") .. "\n") or "")
   if #tasks > 0 then fs.write_atomic(r.array, array_script(ctx, #tasks))
