@@ -1,5 +1,5 @@
 -- small_sweep: a 12-point sweep of short runs (3 weight decays x BN on/off x 2 seeds, 10 epochs
--- on 2,000 conic points), for trying the sweep machinery in seconds per point:
+-- on 2,000 conic points; about 1 s in all on this machine), for trying the sweep machinery:
 --   scripts/collapse run examples/small_sweep.lua --jobs auto          # on this machine
 --   scripts/collapse slurm examples/small_sweep.lua --submit           # on a Slurm cluster (docs/cluster.md)
 local collapse = require("collapse")
