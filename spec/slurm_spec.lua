@@ -53,12 +53,12 @@ describe("collapse slurm: scripts and errors (no cluster needed)", function()
     local _, ok = sh(in_dir(d, CLI .. " run sweep.lua --out o --task 2"))
     assert.is_true(ok)
     local out
-    out, ok = sh(in_dir(d, CLI .. " slurm sweep.lua --out o --chunk 2 --cpus-per-task 3 --partition p1 --time 1-02:00"))
+    out, ok = sh(in_dir(d, CLI .. " slurm sweep.lua --out o --chunk 2 --cpus-per-task 3 --partition p1,p-2 --time 1-02:00"))
     assert.is_true(ok, out)
     assert.matches("5 of 6 points missing: 3 array task(s)", out, 1, true)
     assert.equal("1 3\n4 5\n6\n", fs.read(d .. "/o/slurm/array.points"))
     local array = fs.read(d .. "/o/slurm/array.sbatch")
-    for _, line in ipairs({ "#SBATCH --array=1-3", "#SBATCH --cpus-per-task=3", "#SBATCH --partition=p1",
+    for _, line in ipairs({ "#SBATCH --array=1-3", "#SBATCH --cpus-per-task=3", "#SBATCH --partition=p1,p-2",
       "#SBATCH --time=1-02:00", "#SBATCH --chdir=" .. d, "export OPENBLAS_NUM_THREADS=3 OMP_NUM_THREADS=3" }) do
       assert.matches("\n" .. line .. "\n", array, 1, true)
     end
@@ -100,9 +100,11 @@ describe("collapse slurm: scripts and errors (no cluster needed)", function()
       .. "(run it with `collapse run single.lua`)", out, 1, true)
     local cases = {
       { "sweep.lua --chunk 0", "--chunk needs a whole number >= 1, got '0'" },
+      { "sweep.lua --partition a,,b", "--partition needs a partition name or a comma-separated list" },
+      { "sweep.lua --time 90m", "--time needs a Slurm time limit" },
       { "sweep.lua --cpus-per-task 1.5", "--cpus-per-task needs a whole number >= 1, got '1.5'" },
-      { "sweep.lua --time 1h", "--time needs a Slurm time limit (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS), got '1h'" },
-      { "sweep.lua --partition 'a b'", "--partition needs a partition name (letters, digits, _ . -), got 'a b'" },
+      { "sweep.lua --time 1h", "--time needs a Slurm time limit (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS or UNLIMITED), got '1h'" },
+      { "sweep.lua --partition 'a b'", "--partition needs a partition name or a comma-separated list (letters, digits, _ . -), got 'a b'" },
       { "sweep.lua --jobs 2", "unknown option '--jobs' (expected --out, --partition, --time, --cpus-per-task, --chunk, --submit, --collect)" },
       { "sweep.lua --out", "--out needs a value" },
       { "sweep.lua --chunk 2 --chunk 3", "option --chunk given twice" },

@@ -31,12 +31,15 @@ local FLAGS = {
     return v
   end,
   partition = function(v)
-    if not v:match("^[%w_%.%-]+$") then fail("--partition needs a partition name (letters, digits, _ . -), got '%s'", v) end
+    if (v .. ","):gsub("[%w_%.%-]+,", "") ~= "" then -- every comma-separated part a name
+      fail("--partition needs a partition name or a comma-separated list (letters, digits, _ . -), got '%s'", v)
+    end
     return v
   end,
   time = function(v)
     for _, p in ipairs(TIME_FORMATS) do if v:match(p) then return v end end
-    fail("--time needs a Slurm time limit (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS), got '%s'", v)
+    if v == "INFINITE" or v == "UNLIMITED" then return v end
+    fail("--time needs a Slurm time limit (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS or UNLIMITED), got '%s'", v)
   end,
   cpus_per_task = positive_int("--cpus-per-task"),
   chunk = positive_int("--chunk"),
