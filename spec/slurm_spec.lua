@@ -129,10 +129,10 @@ local function cluster()
   local skip = os.getenv("COLLAPSE_SLURM_SKIP")
   if skip and skip ~= "" then return nil, skip end
   local conf = os.getenv("SLURM_CONF")
-  if not conf or conf == "" then return nil, "SLURM_CONF is not set (scripts/test starts scripts/slurm-local)" end
+  if not conf or conf == "" then return nil, "no local Slurm cluster: SLURM_CONF is not set (scripts/test starts scripts/slurm-local)" end
   local out = sh("sinfo -h -o %T")
   if not out:match("idle") and not out:match("mix") and not out:match("alloc") then
-    return nil, "sinfo shows no usable node: " .. out
+    return nil, "no local Slurm cluster: sinfo shows no usable node: " .. out
   end
   return conf
 end
@@ -164,7 +164,7 @@ local function stamps(dir)
 end
 
 local conf, why = cluster()
-local test = conf and it or function(name) pending(name .. " -- skipped: no local Slurm cluster (" .. why .. ")") end
+local test = conf and it or function(name) pending(name .. " -- skipped: " .. why) end
 
 describe("collapse slurm on the local Slurm cluster", function()
   test("a 6-point array completes with a sweep.csv equal bit for bit to a sequential run's; a cancelled task is "
