@@ -13,6 +13,9 @@ usage: collapse <command> [options]
         Sweeps: --jobs runs the points in N worker processes (auto: one per core), one BLAS
         thread each; --task I runs point I only (also SLURM_ARRAY_TASK_ID); --list shows the
         points and which are done.
+  slurm FILE.lua [--out DIR] [--partition P] [--time T] [--cpus-per-task N] [--chunk K] [--submit]
+        writes DIR/slurm/array.sbatch (a job array over the missing points) and collect.sbatch;
+        --submit submits both through sbatch; --collect writes the table and report (docs/cluster.md).
   report DIR
         writes DIR/report/index.html (tables + plots) for a run or sweep folder.
   bound --lambda L --classes C --loss X [--per-class n] [--no-bn] [--q 0.05]
@@ -152,6 +155,8 @@ function cli.run(args)
     f.train_loss, f.train_accuracy, tostring(f.intra_cos), tostring(f.inter_cos),
     r.path and (", written to " .. r.path) or ""))
 end
+
+function cli.slurm(args) require("collapse.slurm").command(args) end
 
 function cli.report(args)
   local pos = parse("report", args)
