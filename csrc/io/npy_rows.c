@@ -108,7 +108,7 @@ static collapse_status rows_parse(collapse_npy_rows *r, const char *text) {
 static collapse_status rows_header(collapse_npy_rows *r) {
     unsigned char pre[12];
     size_t got = 0;
-    COLLAPSE_TRY(io_reader_read(&r->r, pre, 10, &got));
+    COLLAPSE_TRY(collapse_io_reader_read(&r->r, pre, 10, &got));
     if (got < 10 || memcmp(pre, "\x93NUMPY", 6) != 0)
         return collapse_fail(COLLAPSE_ERR_FORMAT, "npy_rows: %s: not an .npy file (no \\x93NUMPY magic)", r->path);
     int major = pre[6];
@@ -117,13 +117,13 @@ static collapse_status rows_header(collapse_npy_rows *r) {
                              pre[7]);
     int64_t hlen = pre[8] | (pre[9] << 8);
     if (major > 1) {
-        COLLAPSE_TRY(io_reader_read(&r->r, pre + 10, 2, &got));
+        COLLAPSE_TRY(collapse_io_reader_read(&r->r, pre + 10, 2, &got));
         if (got < 2) return collapse_fail(COLLAPSE_ERR_FORMAT, "npy_rows: %s: truncated header", r->path);
         hlen |= ((int64_t)pre[10] << 16) | ((int64_t)pre[11] << 24);
     }
     if (hlen > NPY_ROWS_MAX_HEADER) return bad_header(r->path, "header longer than 1 MiB");
     unsigned char *raw = NULL;
-    COLLAPSE_TRY(io_read_exact(&r->r, hlen, "header", &raw));
+    COLLAPSE_TRY(collapse_io_read_exact(&r->r, hlen, "header", &raw));
     char *text = malloc((size_t)hlen + 1);
     if (!text) {
         free(raw);
@@ -149,7 +149,7 @@ collapse_status collapse_npy_rows_open(const char *path, collapse_npy_rows **out
     }
     strcpy(p, path);
     r->path = p;
-    collapse_status st = io_reader_open(&r->r, "npy_rows", path);
+    collapse_status st = collapse_io_reader_open(&r->r, "npy_rows", path);
     if (st != COLLAPSE_OK) {
         free(p);
         free(r);
@@ -166,7 +166,7 @@ collapse_status collapse_npy_rows_open(const char *path, collapse_npy_rows **out
 
 void collapse_npy_rows_close(collapse_npy_rows *r) {
     if (!r) return;
-    io_reader_close(&r->r);
+    collapse_io_reader_close(&r->r);
     free(r->raw);
     free(r->path);
     free(r);
@@ -193,7 +193,7 @@ collapse_status collapse_npy_rows_read(collapse_npy_rows *r, collapse_dtype dtyp
     int64_t rows_total = r->ndim == 0 ? 1 : r->shape[0];
     int64_t rows = rows_total - r->next < max_rows ? rows_total - r->next : max_rows;
     if (rows <= 0) return COLLAPSE_OK;
-    size_t isz = io_scalar_size(r->st);
+    size_t isz = collapse_io_scalar_size(r->st);
     int64_t elems = rows * r->row_elems;
     size_t bytes = (size_t)elems * isz;
     if (bytes > r->raw_cap) {
@@ -203,12 +203,12 @@ collapse_status collapse_npy_rows_read(collapse_npy_rows *r, collapse_dtype dtyp
         r->raw_cap = bytes;
     }
     size_t got = 0;
-    COLLAPSE_TRY(io_reader_read(&r->r, r->raw, bytes, &got));
+    COLLAPSE_TRY(collapse_io_reader_read(&r->r, r->raw, bytes, &got));
     if (got < bytes)
         return collapse_fail(COLLAPSE_ERR_FORMAT, "npy_rows: %s: truncated data, rows %lld..%lld of %lld are missing",
                              r->path, (long long)(r->next + (int64_t)(got / isz / (size_t)(r->row_elems ? r->row_elems : 1))),
                              (long long)(rows_total - 1), (long long)rows_total);
-    COLLAPSE_TRY(io_convert("npy_rows", r->path, r->raw, elems, r->st, r->big, dtype, 0, 0, out));
+    COLLAPSE_TRY(collapse_io_convert("npy_rows", r->path, r->raw, elems, r->st, r->big, dtype, 0, 0, out));
     r->next += rows;
     *got_rows = rows;
     return COLLAPSE_OK;
