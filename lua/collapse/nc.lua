@@ -185,4 +185,6 @@ function nc.certify(model, dataset, lambda, opts)
     lambda = lambda, classes = C }
 end
 
+nc.decompose = require("collapse.decompose") -- epsilon split into the proof chain (branch theory)
+
 return nc
