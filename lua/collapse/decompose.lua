@@ -224,6 +224,12 @@ function decompose.from_features(h, labels, spec)
   -- For balanced classes the weighted mean margin is exactly the unweighted one (the offsets
   -- sum to zero); use it so that the imbalance part is 0, not rounding noise.
   q.a_weighted = q.balanced and q.a or aw
+  for _, key in ipairs({ "CE", "E", "A", "W_sq", "gamma_sq", "beta_sq", "b_sq", "phi_samples" }) do
+    local v = q[key]
+    if v ~= v or v == math.huge or v == -math.huge then
+      fail(fn, "features, W, b, gamma and beta must be finite (%s is %s)", key, tostring(v))
+    end
+  end
   local Lstar, tstar = core.optimal_loss(lambda, C)
   local r = assemble(fn, q, lambda, phi, Lstar, tstar)
   r.has_bn, r.balanced, r.bn_mode = q.has_bn, q.balanced, spec.bn_mode or (q.has_bn and "given" or "none")
