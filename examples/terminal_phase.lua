@@ -5,7 +5,7 @@
 --   nice scripts/lua examples/terminal_phase.lua [--lambda 5e-3] [--per-class 200] [--seed 1]
 --       [--sgd-epochs 300] [--decay-epochs 150] [--full-steps 20000] [--lr 0.05] [--full-lr 1.5]
 --       [--hidden-wd 0] [--every 50] [--budget 480 (wall seconds)] [--out FILE.json] [--quick]
--- Three phases: (1) SGD, momentum 0.9, constant rate; (2) the rate annealed to 0 (cosine);
+-- Progress every 2 x every epochs, then every 20 x every full-batch steps. Three phases: (1) SGD, momentum 0.9, constant rate; (2) the rate annealed to 0 (cosine);
 -- (3) full-batch gradient steps on the regularised objective, where the train-mode BN sees the
 -- whole set - exactly the BN of the theory, so the objective's last-layer part is L_reg itself.
 -- L_reg, the decomposition and the measured cosines use the features of that whole-set BN
@@ -54,6 +54,7 @@ local Lstar, tstar = nc.optimal_loss(lambda, C)
 print(("terminal phase: conic, C = %d, N = %d (%d per class), lambda = %g, L* = %.6f, t* = %.4f, lambda t* = %.4f")
   :format(C, N, o.per_class, lambda, Lstar, tstar, lambda * tstar))
 
+print("phase  epoch|step  CPU time  cross-entropy  L_reg  epsilon  epsilon/(lambda t*)  the three largest parts  bound")
 local history = {}
 -- One progress line: epsilon, its share of lambda t*, the dominant slack and the bound.
 local function progress(phase, count)
