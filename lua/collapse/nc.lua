@@ -239,4 +239,6 @@ function nc.not_applicable(lambda, classes, loss)
     classes = classes, loss = loss }
 end
 
+nc.decompose = require("collapse.decompose") -- epsilon split into the proof chain
+
 return nc
