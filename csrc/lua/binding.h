@@ -56,13 +56,6 @@ collapse_tensor *kernel_output(lua_State *L, int arg, const char *fn, const char
 /* Returns the values at the given argument slots (the outputs after kernel_output). */
 int kernel_return(lua_State *L, const int *args, int n);
 
-/* TRANSITIONAL (args_lua.c, until every kernel binding is a thin wrapper of a tensor-level
- * kernel): a contiguous tensor of dtype dt with numel elements (-1: any); its float dtype. */
-collapse_tensor *arg_tensor(lua_State *L, int arg, const char *fn, const char *name, collapse_dtype dt,
-                            int64_t numel, int optional);
-collapse_dtype float_dtype(lua_State *L, int arg, const char *fn, const char *name);
-static inline void *ptr(collapse_tensor *t) { return t ? collapse_tensor_data(t) : NULL; }
-
 /* Each area file registers its functions into the table on top (module.c calls them all). */
 void binding_open_tensor(lua_State *L);
 void binding_open_rng(lua_State *L);

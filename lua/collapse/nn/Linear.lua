@@ -44,7 +44,6 @@ end
 
 --- grad_input only when need_input_grad ~= false (a first layer needs none).
 function Linear:backward(x, gy, need_input_grad)
-  self:need_forward("Linear.backward")
   local gx = nil
   if need_input_grad ~= false then gx = self.grad_input or false end
   gx = core.linear_backward(x, gy, gx, self.weight, self.weight_grad, self.bias_grad)

@@ -10,7 +10,7 @@ local class = require("collapse.nn.class")
 local Module = class("nn.Module")
 
 function Module:init() end
-function Module:describe() return getmetatable(self).__name .. "()" end
+function Module:describe() return self.__name .. "()" end
 function Module:parameters() return {} end
 function Module:buffers() return {} end
 function Module:train() self.training = true; return self end
@@ -31,9 +31,12 @@ function Module:param(name, value, grad)
   return { name = name, value = value, grad = grad, decay = true, module = self }
 end
 
---- Raises "Name.backward: call forward first" unless forward has run (self.output set).
-function Module:need_forward(fn)
-  if self.output == nil then checks.fail(fn, "call forward first") end
+--- Raises "Name.method: call forward first" unless forward has run (self.output set, or a
+-- fused step ran this module's forward). For the modules whose backward uses what forward left
+-- (an activation's output, BatchNorm's batch statistics); Linear, Conv2d and the pooling layers
+-- compute theirs from x alone. Pure Lua: it runs on every backward.
+function Module:need_forward(method)
+  if self.output == nil and not self._fused_ran then checks.fail(self.__short .. "." .. method, "call forward first") end
 end
 
 --- Parameters and buffers by name, cloned (a checkpointable table of tensors).
@@ -70,7 +73,7 @@ end
 --- Converts parameters and buffers (the fields listed in self._tensors) to a float dtype in place;
 -- outputs and gradient buffers are dropped (the next kernel call makes them in the new dtype).
 function Module:to(dtype)
-  checks.float_dtype(getmetatable(self).__name .. ".to", "dtype", dtype)
+  checks.float_dtype(self.__short .. ".to", "dtype", dtype)
   for _, field in ipairs(self._tensors or {}) do
     if self[field] then self[field] = self[field]:to(dtype) end
   end
