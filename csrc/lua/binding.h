@@ -21,6 +21,8 @@ typedef struct tensor_ud {
  * user's code: the first Lua frame on the stack that is not a file of the collapse library. */
 int binding_raise(lua_State *L);
 int binding_error(lua_State *L, const char *msg); /* the same for a message of the binding */
+/* "bad argument #arg to 'fn' (extramsg)" blaming the user's line (luaL_argerror's message). */
+int binding_argerror(lua_State *L, int arg, const char *extramsg);
 /* Raises unless s is COLLAPSE_OK. */
 #define CHECK_STATUS(L, s) \
     do { if ((s) != COLLAPSE_OK) binding_raise(L); } while (0)

@@ -62,12 +62,9 @@ local function new_optimizer(cls, fn, params, opts, defaults)
   return self
 end
 
--- The option value for group g (its own, else the optimiser's).
-local function opt(g, k, self)
-  local v = rawget(g, k)
-  if v == nil then return self[k] end
-  return v
-end
+-- The option value for group g: its own, else the optimiser's (each group's metatable falls back
+-- to the optimiser, set by new_optimizer), read without a call into C: it runs on every step.
+local function opt(g, k) return g[k] end
 
 -- The C param lists of every group (g._lists: one per distinct step count, normally one) and of
 -- all gradients (self._grads), made when missing or stale. new_state(p) makes a parameter's state.
