@@ -397,7 +397,7 @@ COLLAPSE_API collapse_status collapse_tanh_backward_f64(int64_t n, const double 
  * *loss_mean = mean over rows of logsumexp(row) - row[label] (stable, summed in double);
  * grad (or NULL) = d loss_mean / d logits = (softmax - onehot) / n, overwritten; grad may
  * equal logits. Labels are all checked first: COLLAPSE_ERR_RANGE
- * "cross_entropy: label 11 at index 7 is outside 1..10" (index 1-based, as in Lua). */
+ * "cross_entropy: label 11 at position 6 is outside 1..10" (positions 0-based, as everywhere in C). */
 COLLAPSE_API collapse_status collapse_cross_entropy_forward_f32(int64_t n, int64_t C, const float *logits,
                                                                 const int32_t *labels, double *loss_mean,
                                                                 float *grad);

@@ -10,7 +10,11 @@ local CrossEntropyLoss = class("nn.CrossEntropyLoss", Module)
 
 function CrossEntropyLoss:forward(logits, labels)
   if labels ~= self._labels_in then -- the same labels object as last time needs no new check
-    self._labels = checks.labels("CrossEntropyLoss.forward", labels)
+    -- a Lua array is checked here against the logits' classes (1-based indices in the message);
+    -- a label tensor goes to the kernel, which checks its range
+    self._labels = checks.labels("CrossEntropyLoss.forward", labels, function()
+      return checks.is_tensor(logits) and logits:dim() == 2 and logits:size(2) or nil
+    end)
     self._labels_in = labels
   end
   self.loss, self.grad = core.cross_entropy(logits, self._labels, self.grad or false)
