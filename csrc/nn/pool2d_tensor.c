@@ -12,6 +12,16 @@ static collapse_status pool_input(const char *fn, const collapse_tensor *x, int6
     return collapse_pool2d_output_shape(x->shape, k, s, ys);
 }
 
+/* A backward's shared arguments: x for the shape, gy of the pooled shape; gx resized like x. */
+static collapse_status pool_backward_args(const char *fn, const collapse_tensor *x, const collapse_tensor *gy,
+                                          collapse_tensor *gx, int64_t k, int64_t s, collapse_dtype *dt,
+                                          int64_t ys[4]) {
+    COLLAPSE_TRY(pool_input(fn, x, k, s, dt, ys));
+    COLLAPSE_TRY(cl_arg_input(fn, "grad_output", gy, *dt, 4, ys, 0, NULL));
+    COLLAPSE_TRY(cl_arg_distinct(fn, "grad_input", gx, "grad_output", gy));
+    return cl_arg_output_like(fn, "grad_input", gx, x, 0);
+}
+
 collapse_status collapse_maxpool2d_forward(const collapse_tensor *x, collapse_tensor *y, collapse_tensor *indices,
                                            int64_t kernel, int64_t stride) {
     static const char fn[] = "maxpool2d_forward";
@@ -31,10 +41,8 @@ collapse_status collapse_maxpool2d_backward(const collapse_tensor *x, const coll
     collapse_dtype dt;
     int64_t ys[4];
     COLLAPSE_TRY(pool_input(fn, x, kernel, stride, &dt, ys));
-    COLLAPSE_TRY(cl_arg_input(fn, "grad_output", gy, dt, 4, ys, 0, NULL));
     COLLAPSE_TRY(cl_arg_input(fn, "indices", indices, COLLAPSE_INT32, 4, ys, 0, NULL));
-    COLLAPSE_TRY(cl_arg_distinct(fn, "grad_input", gx, "grad_output", gy));
-    COLLAPSE_TRY(cl_arg_output_like(fn, "grad_input", gx, x, 0));
+    COLLAPSE_TRY(pool_backward_args(fn, x, gy, gx, kernel, stride, &dt, ys));
     return CL_DISPATCH(dt, collapse_maxpool2d_backward, x->shape, cl_data(gy), cl_data(gx), cl_data(indices), kernel,
                        stride);
 }
@@ -55,9 +63,6 @@ collapse_status collapse_avgpool2d_backward(const collapse_tensor *x, const coll
     static const char fn[] = "avgpool2d_backward";
     collapse_dtype dt;
     int64_t ys[4];
-    COLLAPSE_TRY(pool_input(fn, x, kernel, stride, &dt, ys));
-    COLLAPSE_TRY(cl_arg_input(fn, "grad_output", gy, dt, 4, ys, 0, NULL));
-    COLLAPSE_TRY(cl_arg_distinct(fn, "grad_input", gx, "grad_output", gy));
-    COLLAPSE_TRY(cl_arg_output_like(fn, "grad_input", gx, x, 0));
+    COLLAPSE_TRY(pool_backward_args(fn, x, gy, gx, kernel, stride, &dt, ys));
     return CL_DISPATCH(dt, collapse_avgpool2d_backward, x->shape, cl_data(gy), cl_data(gx), kernel, stride);
 }

@@ -44,11 +44,6 @@ function BatchNorm:describe()
     self.momentum, self.affine and "" or ", affine=false")
 end
 
-function BatchNorm:parameters()
-  if not self.affine then return {} end
-  return { self:param("weight", self.weight, self.weight_grad), self:param("bias", self.bias, self.bias_grad) }
-end
-
 function BatchNorm:buffers()
   return { { name = "running_mean", value = self.running_mean }, { name = "running_var", value = self.running_var } }
 end

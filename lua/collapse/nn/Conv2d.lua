@@ -23,16 +23,9 @@ function Conv2d:init(cin, cout, k, opts)
   local rng = checks.rng(fn, "rng", opts.rng, true) or collapse.rng(0)
   self.in_channels, self.out_channels, self.kernel_size = cin, cout, k
   self.stride, self.padding, self.dtype = stride, padding, dtype
-  self._tensors = { "weight", "bias", "weight_grad", "bias_grad" }
   self._outputs = { "output", "grad_input", "columns" }
   self:_columns()
-  local bound = 1 / math.sqrt(cin * k * k)
-  self.weight = Module.uniform({ cout, cin, k, k }, bound, dtype, rng)
-  self.weight_grad = core.zeros({ cout, cin, k, k }, dtype)
-  if opts.bias == nil or opts.bias then
-    self.bias = Module.uniform({ cout }, bound, dtype, rng)
-    self.bias_grad = core.zeros({ cout }, dtype)
-  end
+  self:init_weight_bias({ cout, cin, k, k }, cout, cin * k * k, opts.bias == nil or opts.bias, dtype, rng)
 end
 
 -- The im2col scratch: false = made by the first kernel call and kept; nil for a 1x1 kernel with
@@ -51,12 +44,6 @@ end
 function Conv2d:describe()
   return ("nn.Conv2d(%d -> %d, %dx%d, stride=%d, padding=%d%s)"):format(self.in_channels, self.out_channels,
     self.kernel_size, self.kernel_size, self.stride, self.padding, self.bias and "" or ", no bias")
-end
-
-function Conv2d:parameters()
-  local p = { self:param("weight", self.weight, self.weight_grad) }
-  if self.bias then p[2] = self:param("bias", self.bias, self.bias_grad) end
-  return p
 end
 
 function Conv2d:forward(x)

@@ -11,7 +11,13 @@ local Module = class("nn.Module")
 
 function Module:init() end
 function Module:describe() return self.__name .. "()" end
-function Module:parameters() return {} end
+--- weight then bias when the module has them (Linear, Conv2d, an affine BatchNorm), else none.
+function Module:parameters()
+  local p = {}
+  if self.weight then p[1] = self:param("weight", self.weight, self.weight_grad) end
+  if self.bias then p[#p + 1] = self:param("bias", self.bias, self.bias_grad) end
+  return p
+end
 function Module:buffers() return {} end
 function Module:train() self.training = true; return self end
 function Module:evaluate() self.training = false; return self end
@@ -85,6 +91,20 @@ end
 --- Uniform(-bound, bound) initialisation as PyTorch's Linear/Conv2d default (bound = 1/sqrt(fan_in)).
 function Module.uniform(shape, bound, dtype, rng)
   return require("collapse.core").rand(shape, dtype, rng) * (2 * bound) - bound
+end
+
+--- A weight of weight_shape and (when with_bias) a bias [bias_size] drawn from PyTorch's default
+-- U(-1/sqrt(fan_in), 1/sqrt(fan_in)), weight first, with zero gradients: Linear's and Conv2d's.
+function Module:init_weight_bias(weight_shape, bias_size, fan_in, with_bias, dtype, rng)
+  local core = require("collapse.core")
+  local bound = 1 / math.sqrt(fan_in)
+  self.weight = Module.uniform(weight_shape, bound, dtype, rng)
+  self.weight_grad = core.zeros(weight_shape, dtype)
+  if with_bias then
+    self.bias = Module.uniform({ bias_size }, bound, dtype, rng)
+    self.bias_grad = core.zeros({ bias_size }, dtype)
+  end
+  self._tensors = { "weight", "bias", "weight_grad", "bias_grad" }
 end
 
 --- Offered fusion with the next module: nil (none) unless a class overrides it; see
