@@ -851,6 +851,11 @@ COLLAPSE_API collapse_status collapse_images_normalize(float *x, int64_t n, int6
 /* out [n x c x (h + 2 pad) x (w + 2 pad)] = x [n x c x h x w] with a zero border of width pad. */
 COLLAPSE_API collapse_status collapse_images_pad(const float *x, int64_t n, int64_t c, int64_t h, int64_t w,
                                                  int64_t pad, float *out);
+/* The same on tensors (the kernel contract): x float32 [N x C x H x W] contiguous, checked here;
+ * mean/std hold C values (C <= 64 for normalize_tensor); out is resized to the padded shape. */
+COLLAPSE_API collapse_status collapse_images_normalize_tensor(collapse_tensor *x, const double *mean,
+                                                              const double *std, int64_t nvalues);
+COLLAPSE_API collapse_status collapse_images_pad_tensor(const collapse_tensor *x, int64_t pad, collapse_tensor *out);
 
 #ifdef __cplusplus
 }
