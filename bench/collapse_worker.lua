@@ -1,6 +1,7 @@
 -- One benchmark process for collapse: scripts/lua bench/collapse_worker.lua WORKLOAD DIR WARMUP TIMED THREADS
--- WORKLOAD: conic | fashion | metrics | cnn | resnet (bench/torch_cnn.py describes the last two). Runs WARMUP untimed then TIMED timed repetitions (epochs,
--- or nc.measure calls) and prints one JSON line: times, the OpenBLAS core, threads, VmHWM.
+-- WORKLOAD: conic | fashion | metrics | cnn | resnet (bench/torch_cnn.py describes the last two).
+-- Runs WARMUP untimed then TIMED timed repetitions (epochs, nc.measure calls, 8 CNN steps or one
+-- ResNet18 step) and prints one JSON line: times, the OpenBLAS core, threads, VmHWM.
 local collapse = require("collapse")
 local nn, optim, data, nc, json = collapse.nn, collapse.optim, collapse.data, collapse.nc, collapse.json
 local core = collapse.core

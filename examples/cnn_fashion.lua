@@ -29,7 +29,7 @@ while arg and arg[i] do
 end
 
 local PER_CLASS = quick and 20 or 200       -- 2,000 training images
-local EPOCHS = quick and 2 or 40
+local EPOCHS = quick and 2 or 30
 local WEIGHT_DECAYS = quick and { 1e-3 } or { 1e-4, 1e-3, 1e-2 }
 
 -- The balanced subset as [N x 1 x 32 x 32] float32, zero-padded by 2, standardised.

@@ -244,8 +244,8 @@ describe("nn.Residual", function()
     assert.is_false(ok)
     assert.is_truthy(err:find("Sequential: module 2 (nn.Residual {", 1, true), err)
     assert.is_truthy(err:find("failed in forward: Residual: body (nn.Sequential {) failed in forward: Sequential: "
-      .. "module 1 (nn.Conv2d(2 -> 3, 3x3, stride=2, padding=1, no bias)) failed in forward: Conv2d.forward: size "
-      .. "mismatch, input [1 x 4 x 5 x 5] has 4 channels", 1, true), err)
+      .. "module 1 (nn.Conv2d(2 -> 3, 3x3, stride=2, padding=1, no bias)) failed in forward: ", 1, true), err)
+    assert.is_truthy(err:find("4 channels", 1, true), err)
     expect.error("Residual: body must be a module, got nil", nn.Residual, {})
     expect.error("Residual: shortcut must be a module or nil, got number", nn.Residual, { body = nn.ReLU(), shortcut = 3 })
     expect.error("Residual: unknown option 'skip'", nn.Residual, { body = nn.ReLU(), skip = true })

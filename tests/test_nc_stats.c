@@ -56,7 +56,68 @@ static void test_tensor_shapes(void) {
     collapse_nc_stats_free(s);
 }
 
+/* Two halves through serialize / deserialize / merge against collapse_nc_measure on the whole. */
+static void test_merge_halves(void) {
+    enum { C = 4, D = 6, N = 200 };
+    static double h[N * D], W[C * D], b[C];
+    static int32_t y[N];
+    unsigned s0 = 12345;
+    for (int i = 0; i < N * D; i++) {
+        s0 = s0 * 1103515245u + 12345u;
+        h[i] = (double)(s0 >> 8) / 16777216.0 - 0.5 + ((i / D) % C == i % D ? 1.5 : 0.0);
+    }
+    for (int i = 0; i < N; i++) y[i] = i % C + 1;
+    for (int i = 0; i < C * D; i++) W[i] = (double)((i * 37) % 11) / 11.0 - 0.4;
+    for (int c = 0; c < C; c++) b[c] = 0.1 * c;
+    collapse_nc_result whole = {0}, merged = {0};
+    CHECK_OK(collapse_nc_measure(COLLAPSE_FLOAT64, h, N, D, y, C, W, b, 0.05, COLLAPSE_NC_WITHIN_SPECTRUM, &whole));
+    int64_t cut = 77;
+    collapse_nc_stats *a = NULL, *z = NULL, *m = NULL, *a2 = NULL, *z2 = NULL;
+    CHECK_OK(collapse_nc_stats_new(C, D, COLLAPSE_NC_WITHIN_SPECTRUM, &a));
+    CHECK_OK(collapse_nc_stats_new(C, D, COLLAPSE_NC_WITHIN_SPECTRUM, &z));
+    CHECK_OK(collapse_nc_stats_set_classifier(a, W, b));
+    CHECK_OK(collapse_nc_stats_pass1(a, COLLAPSE_FLOAT64, h, cut, y));
+    CHECK_OK(collapse_nc_stats_pass1(z, COLLAPSE_FLOAT64, h + cut * D, N - cut, y + cut));
+    void *buf = NULL;
+    size_t len = 0;
+    CHECK_OK(collapse_nc_stats_serialize(z, &buf, &len));
+    collapse_nc_stats_free(z);
+    CHECK_OK(collapse_nc_stats_deserialize(buf, len, &z));
+    ((unsigned char *)buf)[len - 1] ^= 1;
+    CHECK_FAILS(collapse_nc_stats_deserialize(buf, len, &m), "the buffer is corrupt (CRC-32 mismatch)");
+    CHECK_FAILS(collapse_nc_stats_deserialize(buf, 23, &m), "is truncated (23 bytes");
+    free(buf);
+    CHECK_OK(collapse_nc_stats_merge(a, z)); /* z had no classifier: a's is kept */
+    CHECK_OK(collapse_nc_stats_end_pass1(a));
+    CHECK_OK(collapse_nc_stats_clone(a, &a2));
+    CHECK_OK(collapse_nc_stats_clone(a, &z2));
+    CHECK_OK(collapse_nc_stats_pass2(a2, COLLAPSE_FLOAT64, h, cut, y));
+    CHECK_OK(collapse_nc_stats_pass2(z2, COLLAPSE_FLOAT64, h + cut * D, N - cut, y + cut));
+    CHECK_FAILS(collapse_nc_stats_merge(a2, z), "cannot merge a pass-1 state with a pass-2 state");
+    CHECK_OK(collapse_nc_stats_merge(a2, z2));
+    CHECK_OK(collapse_nc_stats_result(a2, 0.05, &merged));
+    CHECK(merged.samples == N && merged.has_classifier);
+    CHECK_CLOSE(merged.intra_cos, whole.intra_cos, 1e-13);
+    CHECK_CLOSE(merged.inter_cos_max, whole.inter_cos_max, 1e-13);
+    CHECK_CLOSE(merged.nc1, whole.nc1, 1e-13);
+    CHECK_CLOSE(merged.cdnv, whole.cdnv, 1e-13);
+    CHECK_CLOSE(merged.self_duality, whole.self_duality, 1e-13);
+    CHECK_CLOSE(merged.loss, whole.loss, 1e-13);
+    CHECK(merged.accuracy == whole.accuracy && merged.ncc_agreement == whole.ncc_agreement);
+    for (int k = 0; k < whole.within_spectrum_len; k++)
+        CHECK_CLOSE(merged.within_spectrum[k], whole.within_spectrum[k], 1e-12);
+    CHECK_FAILS(collapse_nc_stats_save(a2, "/nonexistent-dir/x.ncs"), "");
+    CHECK_FAILS(collapse_nc_stats_load("/nonexistent-dir/x.ncs", &m), "nc_stats_load: cannot open '/nonexistent-dir/x.ncs'");
+    collapse_nc_result_free(&whole);
+    collapse_nc_result_free(&merged);
+    collapse_nc_stats_free(a);
+    collapse_nc_stats_free(z);
+    collapse_nc_stats_free(a2);
+    collapse_nc_stats_free(z2);
+}
+
 int main(void) {
     test_tensor_shapes();
+    test_merge_halves();
     return check_report("test_nc_stats");
 }

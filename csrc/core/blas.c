@@ -1,9 +1,11 @@
 /* What OpenBLAS runs on, and thread control. Debian's OpenBLAS may fall back to a generic
  * kernel on CPUs it does not recognise (5x slower); blas_info says so. */
 #include "core/tensor.h"
+#include "cpu/cpu_select.h"
 
 #include <cblas.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -36,6 +38,16 @@ void collapse_blas_get_info(collapse_blas_info *info) {
         if (!strncasecmp(info->core, generic[i], n)) is_generic = 1;
     }
     info->generic_core = is_generic && (info->cpu_avx2 || info->cpu_avx512);
+}
+
+/* Here OpenBLAS is loaded, so its real choice is known (collapse.cpu, before the load, has to
+ * predict it). The user's setting and the opt-out are respected as in lua/collapse/blas_select.lua. */
+const char *collapse_blas_recommended_core(void) {
+    const char *env = getenv("OPENBLAS_CORETYPE"), *opt = getenv("COLLAPSE_BLAS_AUTO");
+    if ((env && *env) || (opt && !strcmp(opt, "0"))) return NULL;
+    cl_cpu c;
+    cl_cpu_read(&c);
+    return cl_cpu_choose(&c, openblas_get_corename());
 }
 
 collapse_status collapse_set_num_threads(int n) {

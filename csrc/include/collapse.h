@@ -189,6 +189,11 @@ typedef struct collapse_blas_info {
     int generic_core;   /* 1 when a generic/old core runs on a CPU with AVX2 or AVX-512 */
 } collapse_blas_info;
 COLLAPSE_API void collapse_blas_get_info(collapse_blas_info *info);
+/* The OpenBLAS core ("SkylakeX", "Haswell", ...) this CPU runs faster than the one OpenBLAS
+ * chose, or NULL (OpenBLAS's choice is as good, OPENBLAS_CORETYPE is set, or COLLAPSE_BLAS_AUTO=0).
+ * OpenBLAS reads OPENBLAS_CORETYPE only when it is loaded, which for a program linked against
+ * libcollapse is before main: set the variable and re-exec (docs/c-api.md, "BLAS kernel"). */
+COLLAPSE_API const char *collapse_blas_recommended_core(void);
 COLLAPSE_API collapse_status collapse_set_num_threads(int n);
 COLLAPSE_API int collapse_get_num_threads(void);
 
@@ -207,6 +212,83 @@ COLLAPSE_API collapse_status collapse_linear_forward(const collapse_tensor *x, c
 COLLAPSE_API collapse_status collapse_linear_backward(const collapse_tensor *x, const collapse_tensor *gy,
                                                       collapse_tensor *gx, const collapse_tensor *W,
                                                       collapse_tensor *gW, collapse_tensor *gb);
+
+/* Batch normalisation (PyTorch semantics, see the raw kernels below): x [n x f] (batchnorm) or
+ * [N x C x H x W] (batchnorm2d, per channel over N H W). gamma, beta [f] or NULL (affine off);
+ * running_mean/var [f], NULL allowed in train mode (track_running_stats off), required in eval.
+ * Train mode resizes save_mean/save_invstd to [f] (the backward's buffers; ignored in eval). y may
+ * be x. The fused batchnorm_relu pair is train mode only: y = relu(bn(x)); its backward takes that
+ * y and the gradient at it. gx may be gy; gx NULL = not needed; ggamma/gbeta += (or NULL). */
+COLLAPSE_API collapse_status collapse_batchnorm_forward(const collapse_tensor *x, collapse_tensor *y,
+                                                        const collapse_tensor *gamma, const collapse_tensor *beta,
+                                                        collapse_tensor *running_mean, collapse_tensor *running_var,
+                                                        collapse_tensor *save_mean, collapse_tensor *save_invstd,
+                                                        int train, double momentum, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm_backward(const collapse_tensor *x, const collapse_tensor *gy,
+                                                         collapse_tensor *gx, const collapse_tensor *gamma,
+                                                         collapse_tensor *ggamma, collapse_tensor *gbeta,
+                                                         const collapse_tensor *save_mean,
+                                                         const collapse_tensor *save_invstd,
+                                                         const collapse_tensor *running_mean,
+                                                         const collapse_tensor *running_var, int train, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm2d_forward(const collapse_tensor *x, collapse_tensor *y,
+                                                          const collapse_tensor *gamma, const collapse_tensor *beta,
+                                                          collapse_tensor *running_mean, collapse_tensor *running_var,
+                                                          collapse_tensor *save_mean, collapse_tensor *save_invstd,
+                                                          int train, double momentum, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm2d_backward(const collapse_tensor *x, const collapse_tensor *gy,
+                                                           collapse_tensor *gx, const collapse_tensor *gamma,
+                                                           collapse_tensor *ggamma, collapse_tensor *gbeta,
+                                                           const collapse_tensor *save_mean,
+                                                           const collapse_tensor *save_invstd,
+                                                           const collapse_tensor *running_mean,
+                                                           const collapse_tensor *running_var, int train, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm_relu_forward(const collapse_tensor *x, collapse_tensor *y,
+                                                             const collapse_tensor *gamma, const collapse_tensor *beta,
+                                                             collapse_tensor *running_mean,
+                                                             collapse_tensor *running_var, collapse_tensor *save_mean,
+                                                             collapse_tensor *save_invstd, double momentum,
+                                                             double eps);
+COLLAPSE_API collapse_status collapse_batchnorm_relu_backward(const collapse_tensor *x, const collapse_tensor *y,
+                                                              const collapse_tensor *gy, collapse_tensor *gx,
+                                                              const collapse_tensor *gamma, collapse_tensor *ggamma,
+                                                              collapse_tensor *gbeta,
+                                                              const collapse_tensor *save_mean,
+                                                              const collapse_tensor *save_invstd);
+/* Elementwise activations, any shape: y resized like x (y may be x). The backwards take the
+ * forward OUTPUT y: gx (resized like y, may be gy) = relu: y > 0 ? gy : 0; tanh: gy (1 - y^2). */
+COLLAPSE_API collapse_status collapse_relu_forward(const collapse_tensor *x, collapse_tensor *y);
+COLLAPSE_API collapse_status collapse_relu_backward(const collapse_tensor *y, const collapse_tensor *gy,
+                                                    collapse_tensor *gx);
+COLLAPSE_API collapse_status collapse_tanh_forward(const collapse_tensor *x, collapse_tensor *y);
+COLLAPSE_API collapse_status collapse_tanh_backward(const collapse_tensor *y, const collapse_tensor *gy,
+                                                    collapse_tensor *gx);
+/* Mean cross-entropy of logits [n x C] against int32 labels [n] in 1..C into *loss; grad (or NULL)
+ * resized to [n x C] = d loss / d logits (may be logits). */
+COLLAPSE_API collapse_status collapse_cross_entropy(const collapse_tensor *logits, const collapse_tensor *labels,
+                                                    double *loss, collapse_tensor *grad);
+/* conv2d on NCHW: x [N x Cin x H x W], W [Cout x Cin x k x k], b [Cout] or NULL; y resized to
+ * [N x Cout x Ho x Wo]. columns: the im2col scratch, resized by the kernel (keep one per layer);
+ * NULL = a temporary one per call. Backward: gx (or NULL) resized like x, gW/gb += (or NULL). */
+COLLAPSE_API collapse_status collapse_conv2d_forward(const collapse_tensor *x, collapse_tensor *y,
+                                                     const collapse_tensor *W, const collapse_tensor *b,
+                                                     collapse_tensor *columns, int64_t stride, int64_t padding);
+COLLAPSE_API collapse_status collapse_conv2d_backward(const collapse_tensor *x, const collapse_tensor *gy,
+                                                      collapse_tensor *gx, const collapse_tensor *W,
+                                                      collapse_tensor *gW, collapse_tensor *gb,
+                                                      collapse_tensor *columns, int64_t stride, int64_t padding);
+/* Pooling on NCHW (square window kernel, stride, no padding): y resized to [N x C x Ho x Wo];
+ * maxpool's indices (int32, or NULL) likewise. The backwards take the forward's input x (for its
+ * shape); gx resized like x. */
+COLLAPSE_API collapse_status collapse_maxpool2d_forward(const collapse_tensor *x, collapse_tensor *y,
+                                                        collapse_tensor *indices, int64_t kernel, int64_t stride);
+COLLAPSE_API collapse_status collapse_maxpool2d_backward(const collapse_tensor *x, const collapse_tensor *gy,
+                                                         collapse_tensor *gx, const collapse_tensor *indices,
+                                                         int64_t kernel, int64_t stride);
+COLLAPSE_API collapse_status collapse_avgpool2d_forward(const collapse_tensor *x, collapse_tensor *y, int64_t kernel,
+                                                        int64_t stride);
+COLLAPSE_API collapse_status collapse_avgpool2d_backward(const collapse_tensor *x, const collapse_tensor *gy,
+                                                         collapse_tensor *gx, int64_t kernel, int64_t stride);
 
 /* ==== layers (csrc/nn): raw row-major arrays, _f32 and _f64 (the internal/advanced tier) ==== */
 /* ---- linear: y[n x out] = x[n x in] W[out x in]^T + b[out] (one gemm) ------------------- */
@@ -320,7 +402,7 @@ COLLAPSE_API collapse_status collapse_tanh_backward_f64(int64_t n, const double 
  * *loss_mean = mean over rows of logsumexp(row) - row[label] (stable, summed in double);
  * grad (or NULL) = d loss_mean / d logits = (softmax - onehot) / n, overwritten; grad may
  * equal logits. Labels are all checked first: COLLAPSE_ERR_RANGE
- * "cross_entropy: label 11 at index 7 is outside 1..10" (index 1-based, as in Lua). */
+ * "cross_entropy: label 11 at position 6 is outside 1..10" (positions 0-based, as everywhere in C). */
 COLLAPSE_API collapse_status collapse_cross_entropy_forward_f32(int64_t n, int64_t C, const float *logits,
                                                                 const int32_t *labels, double *loss_mean,
                                                                 float *grad);
@@ -329,6 +411,23 @@ COLLAPSE_API collapse_status collapse_cross_entropy_forward_f64(int64_t n, int64
                                                                 double *grad);
 
 /* ==== optimiser update rules (csrc/optim) ========================================= */
+/* One fused call per parameter group and step (as PyTorch's foreach optimisers): the update rule
+ * below applied to each of the n_tensors tensors x[i] with gradient g[i] and state tensors of the
+ * same dtype and shape, all checked before anything is written. weight_decay (n values, or NULL =
+ * 0) lets a group mix decayed and undecayed tensors. zero_grad != 0 zeroes each g[i] in the same
+ * pass. SGD: momentum_buf may be NULL (or hold NULLs) when momentum == 0; buf_ready[i] as for
+ * collapse_sgd_step. Adam: step is the group's 1-based step count. Messages index the lists from 0. */
+COLLAPSE_API collapse_status collapse_sgd_step_many(int n_tensors, collapse_tensor *const *x, collapse_tensor *const *g,
+                                                    collapse_tensor *const *momentum_buf, int *buf_ready,
+                                                    const double *weight_decay, double lr, double momentum,
+                                                    double dampening, int nesterov, int zero_grad);
+COLLAPSE_API collapse_status collapse_adam_step_many(int n_tensors, collapse_tensor *const *x, collapse_tensor *const *g,
+                                                     collapse_tensor *const *m, collapse_tensor *const *v,
+                                                     const double *weight_decay, int64_t step, double lr, double beta1,
+                                                     double beta2, double eps, int decoupled, int zero_grad);
+/* g[i] = 0 for every tensor (an optimiser's zero_grad in one call). */
+COLLAPSE_API collapse_status collapse_zero_grad_many(int n_tensors, collapse_tensor *const *g);
+
 /* torch.optim.SGD: d = g + weight_decay x; with momentum != 0:
  *   buf = d on the first step (*buf_ready == 0; set to 1 on return),
  *   buf = momentum buf + (1 - dampening) d afterwards,
@@ -411,6 +510,33 @@ COLLAPSE_API collapse_status collapse_nc_stats_shape(const collapse_nc_stats *s,
 COLLAPSE_API collapse_status collapse_nc_stats_means(const collapse_nc_stats *s, double *class_means,
                                                      double *global_mean);
 
+/* Sharded measurement (docs/metrics.md, "Sharded measurement"): the whole state (pass-1 sums, the
+ * classifier, and after end_pass1 the means, basis and pass-2 sums) serialised to a versioned,
+ * CRC-checked little-endian buffer or file (written atomically), and merged. Protocol: pass 1 on
+ * every shard, merge; end_pass1; pass 2 on every shard starting from that one merged state
+ * (save it, load it per shard), merge; result. Merging adds counts and sums (dst += src), so the
+ * merged result equals one pass up to the rounding of the summation order. Merge refuses states of
+ * other shapes/flags, a pass-1 state with a pass-2 one, and pass-2 states that did not start
+ * from the same pass-1 state. serialize: *buf is malloc'd (free it). Corrupt, truncated and
+ * foreign buffers/files fail with COLLAPSE_ERR_FORMAT naming the problem. */
+COLLAPSE_API collapse_status collapse_nc_stats_serialize(const collapse_nc_stats *s, void **buf, size_t *len);
+COLLAPSE_API collapse_status collapse_nc_stats_deserialize(const void *buf, size_t len, collapse_nc_stats **out);
+COLLAPSE_API collapse_status collapse_nc_stats_save(const collapse_nc_stats *s, const char *path);
+COLLAPSE_API collapse_status collapse_nc_stats_load(const char *path, collapse_nc_stats **out);
+COLLAPSE_API collapse_status collapse_nc_stats_merge(collapse_nc_stats *dst, const collapse_nc_stats *src);
+COLLAPSE_API collapse_status collapse_nc_stats_clone(const collapse_nc_stats *s, collapse_nc_stats **out);
+
+/* From files (csrc/nc/stats_files.c): features [N x d] (NPY, streamed a chunk of rows at a time,
+ * or CSV) and labels [N] (or [N x 1]; any integer dtype or integral floats) starting at
+ * label_base (0 as numpy/PyTorch write them, or 1). _info checks both files (same N, labels
+ * integral and in range; classes <= 0: inferred as max - base + 1) and gives N, d and the class
+ * count; _pass_files runs pass 1 or 2 (pass = 1 or 2) over the pair. Memory: O(C d) + one chunk.
+ * A bad label fails naming its value and 0-based row. .npz is refused for now. */
+COLLAPSE_API collapse_status collapse_nc_files_info(const char *features, const char *labels, int label_base,
+                                                    int classes, int64_t *n, int64_t *dim, int *classes_out);
+COLLAPSE_API collapse_status collapse_nc_stats_pass_files(collapse_nc_stats *s, int pass, const char *features,
+                                                          const char *labels, int label_base);
+
 typedef struct collapse_nc_result {
     int classes;
     int64_t dim, samples;
@@ -468,7 +594,8 @@ COLLAPSE_API int64_t collapse_array_numel(const collapse_array *a);
  *   n-d ubyte (n >= 2)         -> float32, /255 into [0,1] when scale_to_unit is 1, else raw 0..255
  *   n-d byte/short (n >= 2)    -> float32 (exact)
  *   n-d int (n >= 2)           -> int32 (unchanged)
- *   float -> float32, double -> float64 (any rank)
+ *   float -> float32, double -> float64 (any rank); with label_offset != 0 (a label file)
+ *   float data is an error: labels are never truncated from floats
  * limit > 0 reads only the first `limit` items (first dimension; clamped to the count),
  * limit == 0 reads all, limit < 0 is an error. */
 COLLAPSE_API collapse_status collapse_idx_read(const char *path, int scale_to_unit, int32_t label_offset,
@@ -485,6 +612,20 @@ COLLAPSE_API collapse_status collapse_npy_read(const char *path, collapse_array 
  * ndim 0..COLLAPSE_MAX_DIMS; data may be NULL only when the shape has no elements. */
 COLLAPSE_API collapse_status collapse_npy_write(const char *path, collapse_dtype dtype, int ndim,
                                                 const int64_t *shape, const void *data);
+
+/* Row-range NPY reader (csrc/io/npy_rows.c): the same files as collapse_npy_read, read a chunk
+ * of rows (first-axis slices) at a time so that only the chunk is in memory. _shape returns ndim
+ * and fills shape (may be NULL); _read converts the next min(max_rows, rows left) rows to dtype
+ * (float32, float64 or int32; a float file cannot be read as int32) into out, *got_rows = 0 at the
+ * end; a file shorter than its header says fails naming the missing rows. */
+typedef struct collapse_npy_rows collapse_npy_rows; /* opaque */
+COLLAPSE_API collapse_status collapse_npy_rows_open(const char *path, collapse_npy_rows **out);
+COLLAPSE_API int collapse_npy_rows_shape(const collapse_npy_rows *r, int64_t *shape);
+COLLAPSE_API int collapse_npy_rows_is_float(const collapse_npy_rows *r);
+COLLAPSE_API int collapse_npy_rows_is_float32(const collapse_npy_rows *r);
+COLLAPSE_API collapse_status collapse_npy_rows_read(collapse_npy_rows *r, collapse_dtype dtype, int64_t max_rows,
+                                                    void *out, int64_t *got_rows);
+COLLAPSE_API void collapse_npy_rows_close(collapse_npy_rows *r); /* NULL is fine */
 
 /* CSV of numbers (a .csv.gz is read transparently). '#' comment lines and blank lines are skipped;
  * the first remaining line is a header if any of its cells is not a number. Separator: ',' if the
@@ -710,6 +851,11 @@ COLLAPSE_API collapse_status collapse_images_normalize(float *x, int64_t n, int6
 /* out [n x c x (h + 2 pad) x (w + 2 pad)] = x [n x c x h x w] with a zero border of width pad. */
 COLLAPSE_API collapse_status collapse_images_pad(const float *x, int64_t n, int64_t c, int64_t h, int64_t w,
                                                  int64_t pad, float *out);
+/* The same on tensors (the kernel contract): x float32 [N x C x H x W] contiguous, checked here;
+ * mean/std hold C values (C <= 64 for normalize_tensor); out is resized to the padded shape. */
+COLLAPSE_API collapse_status collapse_images_normalize_tensor(collapse_tensor *x, const double *mean,
+                                                              const double *std, int64_t nvalues);
+COLLAPSE_API collapse_status collapse_images_pad_tensor(const collapse_tensor *x, int64_t pad, collapse_tensor *out);
 
 /* ==== CNN layers (csrc/nn/dropout.c, gap2d.c, residual.c), tensor level =====================
  * The same contract as the layer kernels above: every tensor checked once (float32 or float64,

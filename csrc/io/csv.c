@@ -58,8 +58,10 @@ static int csv_split(const char *s, size_t len, char sep, csv_cells *out) {
 }
 
 /* Parses a whole cell as a number ('.' decimal point whatever the locale). */
+#define CSV_MAX_CELL 128
+
 static int csv_number(const csv_cell *c, double *v) {
-    char buf[128];
+    char buf[CSV_MAX_CELL];
     if (c->n == 0 || c->n >= sizeof buf) return 0;
     memcpy(buf, c->s, c->n);
     buf[c->n] = '\0';
@@ -88,6 +90,12 @@ static const char *csv_show(const csv_cell *c, char *buf, size_t cap) {
 }
 
 typedef struct csv_state {
+    const char *path;
+    int label_column;
+    int32_t label_offset;
+    char sep;
+    size_t ncols, fcols;
+    int64_t first_line;
     double *feat;
     int32_t *lab;
     int64_t rows, cap;
@@ -97,6 +105,139 @@ typedef struct csv_state {
 static void csv_state_free(csv_state *st) {
     free(st->feat);
     free(st->lab);
+    free(st->cells.v);
+}
+
+/* Parses a whole cell as a number, saying why not in the error. */
+static collapse_status csv_cell_number(const csv_state *st, int64_t line, size_t c, double *v) {
+    const csv_cell *cell = &st->cells.v[c];
+    char show[64];
+    if (csv_number(cell, v)) return COLLAPSE_OK;
+    if (cell->n == 0)
+        return collapse_fail(COLLAPSE_ERR_FORMAT, "csv: %s line %lld column %zu: empty cell, expected a number",
+                             st->path, (long long)line, c + 1);
+    if (cell->n >= CSV_MAX_CELL)
+        return collapse_fail(COLLAPSE_ERR_FORMAT,
+                             "csv: %s line %lld column %zu: cell of %zu characters ('%s'), expected a number of at "
+                             "most %d characters",
+                             st->path, (long long)line, c + 1, cell->n, csv_show(cell, show, sizeof show),
+                             CSV_MAX_CELL - 1);
+    return collapse_fail(COLLAPSE_ERR_FORMAT, "csv: %s line %lld column %zu: '%s' is not a number", st->path,
+                         (long long)line, c + 1, csv_show(cell, show, sizeof show));
+}
+
+/* The first non-comment line fixes the separator and the column count; *header is set when it is
+ * a header (some cell is not a number). */
+static collapse_status csv_first_line(csv_state *st, const char *ls, size_t n, int64_t line, int *header) {
+    st->sep = memchr(ls, ',', n) ? ',' : memchr(ls, ';', n) ? ';' : memchr(ls, '\t', n) ? '\t' : ',';
+    if (!csv_split(ls, n, st->sep, &st->cells)) return collapse_fail(COLLAPSE_ERR_NOMEM, "csv: %s: out of memory", st->path);
+    st->ncols = st->cells.n;
+    st->first_line = line;
+    if ((size_t)st->label_column > st->ncols)
+        return collapse_fail(COLLAPSE_ERR_ARG, "csv: label_column %d but %s has %zu column%s (line %lld)",
+                             st->label_column, st->path, st->ncols, st->ncols == 1 ? "" : "s", (long long)line);
+    st->fcols = st->ncols - (st->label_column > 0);
+    *header = 0;
+    double v;
+    for (size_t c = 0; c < st->ncols; c++)
+        if (!csv_number(&st->cells.v[c], &v)) *header = 1;
+    return COLLAPSE_OK;
+}
+
+/* Room for one more row (doubling; rows * columns checked against overflow). */
+static collapse_status csv_grow(csv_state *st, int64_t line) {
+    if (st->rows < st->cap) return COLLAPSE_OK;
+    int64_t ncap = st->cap ? st->cap * 2 : 64, bytes;
+    if (!io_mul_i64(ncap, (int64_t)(st->fcols ? st->fcols : 1) * (int64_t)sizeof(double), &bytes) ||
+        bytes > IO_MAX_BYTES)
+        return collapse_fail(COLLAPSE_ERR_FORMAT, "csv: %s: more than %lld bytes of data at line %lld", st->path,
+                             (long long)IO_MAX_BYTES, (long long)line);
+    double *nf = realloc(st->feat, (size_t)bytes);
+    if (nf) st->feat = nf;
+    int32_t *nlab = st->label_column ? realloc(st->lab, (size_t)ncap * sizeof(int32_t)) : st->lab;
+    if (st->label_column && nlab) st->lab = nlab;
+    if (!nf || (st->label_column && !nlab))
+        return collapse_fail(COLLAPSE_ERR_NOMEM, "csv: %s: out of memory at line %lld", st->path, (long long)line);
+    st->cap = ncap;
+    return COLLAPSE_OK;
+}
+
+/* Stores the split cells of one data line as a row (label column converted to int32). */
+static collapse_status csv_store_row(csv_state *st, int64_t line) {
+    char show[64];
+    if (st->cells.n != st->ncols)
+        return collapse_fail(COLLAPSE_ERR_FORMAT,
+                             "csv: %s line %lld: %zu cell%s, expected %zu as in line %lld (separator '%s')", st->path,
+                             (long long)line, st->cells.n, st->cells.n == 1 ? "" : "s", st->ncols,
+                             (long long)st->first_line, st->sep == '\t' ? "\\t" : st->sep == ';' ? ";" : ",");
+    COLLAPSE_TRY(csv_grow(st, line));
+    double *frow = st->feat + (size_t)st->rows * st->fcols;
+    size_t k = 0;
+    for (size_t c = 0; c < st->ncols; c++) {
+        double v;
+        COLLAPSE_TRY(csv_cell_number(st, line, c, &v));
+        if ((int)c + 1 != st->label_column) {
+            frow[k++] = v;
+            continue;
+        }
+        double w = v + (double)st->label_offset;
+        if (!(v == floor(v)) || !(w >= (double)INT32_MIN && w <= (double)INT32_MAX))
+            return collapse_fail(COLLAPSE_ERR_FORMAT, "csv: %s line %lld column %zu: label '%s' is not an integer%s",
+                                 st->path, (long long)line, c + 1, csv_show(&st->cells.v[c], show, sizeof show),
+                                 v == floor(v) ? " in the int32 range (after the label offset)" : "");
+        st->lab[st->rows] = (int32_t)w;
+    }
+    st->rows++;
+    return COLLAPSE_OK;
+}
+
+/* Walks the lines of text: comments and blank lines skipped, the first line maybe a header. */
+static collapse_status csv_parse(csv_state *st, const char *p, const char *end) {
+    int64_t line = 0;
+    while (p < end) {
+        line++;
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end;
+        const char *ls = p;
+        p = nl ? nl + 1 : end;
+        if (le > ls && le[-1] == '\r') le--;
+        const char *q = ls;
+        while (q < le && (*q == ' ' || *q == '\t')) q++;
+        if (q == le || *q == '#') continue;
+        size_t n = (size_t)(le - ls);
+        if (!st->sep) {
+            int header = 0;
+            COLLAPSE_TRY(csv_first_line(st, ls, n, line, &header));
+            if (header) continue;
+        } else if (!csv_split(ls, n, st->sep, &st->cells)) {
+            return collapse_fail(COLLAPSE_ERR_NOMEM, "csv: %s: out of memory", st->path);
+        }
+        COLLAPSE_TRY(csv_store_row(st, line));
+    }
+    if (st->rows == 0)
+        return collapse_fail(COLLAPSE_ERR_FORMAT, "csv: %s: no data rows%s", st->path,
+                             st->sep ? " (only a header line)" : " (the file is empty or has only comments)");
+    return COLLAPSE_OK;
+}
+
+/* Hands the buffers (shrunk to fit) to the output arrays. */
+static void csv_finish(csv_state *st, collapse_array *features, collapse_array *labels) {
+    size_t fbytes = (size_t)st->rows * st->fcols * sizeof(double);
+    double *nf = fbytes ? realloc(st->feat, fbytes) : NULL;
+    if (nf) st->feat = nf;
+    features->dtype = COLLAPSE_FLOAT64;
+    features->ndim = 2;
+    features->shape[0] = st->rows;
+    features->shape[1] = (int64_t)st->fcols;
+    features->data = st->feat;
+    if (st->label_column) {
+        int32_t *nl = realloc(st->lab, (size_t)st->rows * sizeof(int32_t));
+        if (nl) st->lab = nl;
+        labels->dtype = COLLAPSE_INT32;
+        labels->ndim = 1;
+        labels->shape[0] = st->rows;
+        labels->data = st->lab;
+    }
     free(st->cells.v);
 }
 
@@ -112,127 +253,24 @@ collapse_status collapse_csv_read(const char *path, int label_column, int32_t la
         return collapse_fail(COLLAPSE_ERR_ARG, "csv: label_column %d given but the labels array is NULL", label_column);
 
     io_reader r;
-    COLLAPSE_TRY(io_reader_open(&r, "csv", path));
+    COLLAPSE_TRY(collapse_io_reader_open(&r, "csv", path));
     unsigned char *text = NULL;
     int64_t len = 0;
-    collapse_status s = io_read_all(&r, IO_MAX_BYTES, &text, &len);
-    io_reader_close(&r);
+    collapse_status s = collapse_io_read_all(&r, IO_MAX_BYTES, &text, &len);
+    collapse_io_reader_close(&r);
     COLLAPSE_TRY(s);
 
     csv_state st;
     memset(&st, 0, sizeof st);
-    char sep = 0;
-    size_t ncols = 0, fcols = 0;
-    int64_t first_line = 0;
-    char show[64];
-    const char *p = (const char *)text, *end = p + len;
-    int64_t line = 0;
-    s = COLLAPSE_OK;
-    while (p < end && s == COLLAPSE_OK) {
-        line++;
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *le = nl ? nl : end;
-        const char *ls = p;
-        p = nl ? nl + 1 : end;
-        if (le > ls && le[-1] == '\r') le--;
-        const char *q = ls;
-        while (q < le && (*q == ' ' || *q == '\t')) q++;
-        if (q == le || *q == '#') continue;
-        size_t n = (size_t)(le - ls);
-
-        if (!sep) {
-            sep = memchr(ls, ',', n) ? ',' : memchr(ls, ';', n) ? ';' : memchr(ls, '\t', n) ? '\t' : ',';
-            if (!csv_split(ls, n, sep, &st.cells)) { s = collapse_fail(COLLAPSE_ERR_NOMEM, "csv: %s: out of memory", path); break; }
-            ncols = st.cells.n;
-            first_line = line;
-            if ((size_t)label_column > ncols) {
-                s = collapse_fail(COLLAPSE_ERR_ARG, "csv: label_column %d but %s has %zu column%s (line %lld)",
-                                  label_column, path, ncols, ncols == 1 ? "" : "s", (long long)line);
-                break;
-            }
-            fcols = ncols - (label_column > 0);
-            int header = 0;
-            double v;
-            for (size_t c = 0; c < ncols; c++)
-                if (!csv_number(&st.cells.v[c], &v)) header = 1;
-            if (header) continue;
-        } else if (!csv_split(ls, n, sep, &st.cells)) {
-            s = collapse_fail(COLLAPSE_ERR_NOMEM, "csv: %s: out of memory", path);
-            break;
-        }
-        if (st.cells.n != ncols) {
-            s = collapse_fail(COLLAPSE_ERR_FORMAT, "csv: %s line %lld: %zu cell%s, expected %zu as in line %lld (separator '%s')",
-                              path, (long long)line, st.cells.n, st.cells.n == 1 ? "" : "s", ncols, (long long)first_line,
-                              sep == '\t' ? "\\t" : sep == ';' ? ";" : ",");
-            break;
-        }
-        if (st.rows == st.cap) {
-            int64_t ncap = st.cap ? st.cap * 2 : 64;
-            double *nf = realloc(st.feat, (size_t)ncap * (fcols ? fcols : 1) * sizeof(double));
-            if (nf) st.feat = nf;
-            int32_t *nlab = label_column ? realloc(st.lab, (size_t)ncap * sizeof(int32_t)) : st.lab;
-            if (label_column && nlab) st.lab = nlab;
-            if (!nf || (label_column && !nlab)) {
-                s = collapse_fail(COLLAPSE_ERR_NOMEM, "csv: %s: out of memory at line %lld", path, (long long)line);
-                break;
-            }
-            st.cap = ncap;
-        }
-        double *frow = st.feat + (size_t)st.rows * fcols;
-        size_t k = 0;
-        for (size_t c = 0; c < ncols; c++) {
-            double v;
-            const csv_cell *cell = &st.cells.v[c];
-            if (!csv_number(cell, &v)) {
-                if (cell->n)
-                    s = collapse_fail(COLLAPSE_ERR_FORMAT, "csv: %s line %lld column %zu: '%s' is not a number", path,
-                                      (long long)line, c + 1, csv_show(cell, show, sizeof show));
-                else
-                    s = collapse_fail(COLLAPSE_ERR_FORMAT, "csv: %s line %lld column %zu: empty cell, expected a number",
-                                      path, (long long)line, c + 1);
-                break;
-            }
-            if ((int)c + 1 == label_column) {
-                double w = v + (double)label_offset;
-                if (!(v == floor(v)) || !(w >= (double)INT32_MIN && w <= (double)INT32_MAX)) {
-                    s = collapse_fail(COLLAPSE_ERR_FORMAT,
-                                      "csv: %s line %lld column %zu: label '%s' is not an integer%s", path,
-                                      (long long)line, c + 1, csv_show(cell, show, sizeof show),
-                                      v == floor(v) ? " in the int32 range (after the label offset)" : "");
-                    break;
-                }
-                st.lab[st.rows] = (int32_t)w;
-            } else {
-                frow[k++] = v;
-            }
-        }
-        if (s == COLLAPSE_OK) st.rows++;
-    }
+    st.path = path;
+    st.label_column = label_column;
+    st.label_offset = label_offset;
+    s = csv_parse(&st, (const char *)text, (const char *)text + len);
     free(text);
-    if (s == COLLAPSE_OK && st.rows == 0)
-        s = collapse_fail(COLLAPSE_ERR_FORMAT, "csv: %s: no data rows%s", path,
-                          sep ? " (only a header line)" : " (the file is empty or has only comments)");
     if (s != COLLAPSE_OK) {
         csv_state_free(&st);
         return s;
     }
-    /* shrink to fit */
-    size_t fbytes = (size_t)st.rows * fcols * sizeof(double);
-    double *nf = fbytes ? realloc(st.feat, fbytes) : NULL;
-    if (nf) st.feat = nf;
-    features->dtype = COLLAPSE_FLOAT64;
-    features->ndim = 2;
-    features->shape[0] = st.rows;
-    features->shape[1] = (int64_t)fcols;
-    features->data = st.feat;
-    if (label_column) {
-        int32_t *nl = realloc(st.lab, (size_t)st.rows * sizeof(int32_t));
-        if (nl) st.lab = nl;
-        labels->dtype = COLLAPSE_INT32;
-        labels->ndim = 1;
-        labels->shape[0] = st.rows;
-        labels->data = st.lab;
-    }
-    free(st.cells.v);
+    csv_finish(&st, features, labels);
     return COLLAPSE_OK;
 }

@@ -24,7 +24,7 @@ static int idx_type(unsigned code, io_scalar *st, const char **name) {
 static collapse_status idx_read_header(io_reader *r, int *ndim_out, int64_t *dims, io_scalar *st, const char **tname) {
     unsigned char magic[4];
     size_t got = 0;
-    COLLAPSE_TRY(io_reader_read(r, magic, 4, &got));
+    COLLAPSE_TRY(collapse_io_reader_read(r, magic, 4, &got));
     if (got < 4)
         return collapse_fail(COLLAPSE_ERR_FORMAT, "idx: %s: truncated header, expected 4 magic bytes, got %zu%s", r->path,
                              got, r->gz_truncated ? " (the gzip stream ends early)" : "");
@@ -39,7 +39,7 @@ static collapse_status idx_read_header(io_reader *r, int *ndim_out, int64_t *dim
                              COLLAPSE_MAX_DIMS);
     unsigned char raw[4 * COLLAPSE_MAX_DIMS];
     size_t need = 4 * (size_t)ndim;
-    COLLAPSE_TRY(io_reader_read(r, raw, need, &got));
+    COLLAPSE_TRY(collapse_io_reader_read(r, raw, need, &got));
     if (got < need)
         return collapse_fail(COLLAPSE_ERR_FORMAT, "idx: %s: truncated header, expected %zu bytes of sizes, got %zu%s",
                              r->path, need, got, r->gz_truncated ? " (the gzip stream ends early)" : "");
@@ -58,7 +58,7 @@ collapse_status collapse_idx_read(const char *path, int scale_to_unit, int32_t l
         return collapse_fail(COLLAPSE_ERR_ARG, "idx: limit %lld is negative, expected 0 (all items) or a count",
                              (long long)limit);
     io_reader r;
-    COLLAPSE_TRY(io_reader_open(&r, "idx", path));
+    COLLAPSE_TRY(collapse_io_reader_open(&r, "idx", path));
 
     int ndim = 0;
     int64_t dims[COLLAPSE_MAX_DIMS] = {0};
@@ -66,22 +66,31 @@ collapse_status collapse_idx_read(const char *path, int scale_to_unit, int32_t l
     const char *tname = "";
     collapse_status s = idx_read_header(&r, &ndim, dims, &st, &tname);
     if (s != COLLAPSE_OK) {
-        io_reader_close(&r);
+        collapse_io_reader_close(&r);
         return s;
     }
     char shp[256];
-    size_t es = io_scalar_size(st);
+    size_t es = collapse_io_scalar_size(st);
     int64_t total = 1, row = 1, total_bytes = 0; /* total * 8 must fit: no later product overflows */
     for (int i = 0; i < ndim; i++)
         if (!io_mul_i64(total, dims[i], &total)) total = -1;
     for (int i = 1; i < ndim && row >= 0; i++)
         if (!io_mul_i64(row, dims[i], &row)) row = -1;
     if (total < 0 || row < 0 || !io_mul_i64(total, 8, &total_bytes)) {
-        io_reader_close(&r);
+        collapse_io_reader_close(&r);
         return collapse_fail(COLLAPSE_ERR_FORMAT, "idx: %s: dimensions %s of %s overflow the element count", path,
-                             io_shape_str(shp, sizeof shp, ndim, dims), tname);
+                             collapse_io_shape_str(shp, sizeof shp, ndim, dims), tname);
     }
 
+    if (label_offset != 0 && (st == IO_F32 || st == IO_F64)) {
+        /* a label file read with an offset must hold integers: floats would skip the offset and
+         * any 1.5 would later be truncated */
+        collapse_io_reader_close(&r);
+        return collapse_fail(COLLAPSE_ERR_DTYPE,
+                             "idx: %s: label_offset %d given but the data is %s %s, expected an integer type "
+                             "(ubyte, byte, short or int) for class labels",
+                             path, (int)label_offset, collapse_io_shape_str(shp, sizeof shp, ndim, dims), tname);
+    }
     collapse_dtype dtype;
     int labels = 0;
     if (st == IO_F32) dtype = COLLAPSE_FLOAT32;
@@ -95,27 +104,27 @@ collapse_status collapse_idx_read(const char *path, int scale_to_unit, int32_t l
     int64_t n = items * row; /* <= total, no overflow */
     int64_t in_bytes = n * (int64_t)es, out_bytes = n * (int64_t)collapse_dtype_size(dtype);
     if (in_bytes > IO_MAX_BYTES || out_bytes > IO_MAX_BYTES) {
-        io_reader_close(&r);
+        collapse_io_reader_close(&r);
         return collapse_fail(COLLAPSE_ERR_FORMAT, "idx: %s: %s %s data needs %lld bytes, more than the limit of %lld",
-                             path, io_shape_str(shp, sizeof shp, ndim, dims), tname, (long long)out_bytes,
+                             path, collapse_io_shape_str(shp, sizeof shp, ndim, dims), tname, (long long)out_bytes,
                              (long long)IO_MAX_BYTES);
     }
 
     unsigned char *raw = NULL;
-    s = io_read_exact(&r, in_bytes, "data", &raw);
+    s = collapse_io_read_exact(&r, in_bytes, "data", &raw);
     if (s == COLLAPSE_OK && items == dims[0]) {
         /* the whole file was asked for: it must end here, with an intact gzip trailer */
         unsigned char extra;
         size_t got = 0;
-        s = io_reader_read(&r, &extra, 1, &got);
+        s = collapse_io_reader_read(&r, &extra, 1, &got);
         if (s == COLLAPSE_OK && got > 0)
             s = collapse_fail(COLLAPSE_ERR_FORMAT,
                               "idx: %s: unexpected data after the %lld bytes of the %s %s array (wrong sizes in the header?)",
-                              path, (long long)in_bytes, io_shape_str(shp, sizeof shp, ndim, dims), tname);
+                              path, (long long)in_bytes, collapse_io_shape_str(shp, sizeof shp, ndim, dims), tname);
         else if (s == COLLAPSE_OK && r.gz_truncated)
             s = collapse_fail(COLLAPSE_ERR_FORMAT, "idx: %s: truncated gzip stream (its trailer is missing)", path);
     }
-    io_reader_close(&r);
+    collapse_io_reader_close(&r);
     if (s != COLLAPSE_OK) {
         free(raw);
         return s;
@@ -125,7 +134,7 @@ collapse_status collapse_idx_read(const char *path, int scale_to_unit, int32_t l
         free(raw);
         return collapse_fail(COLLAPSE_ERR_NOMEM, "idx: %s: cannot allocate %lld bytes", path, (long long)out_bytes);
     }
-    s = io_convert("idx", path, raw, n, st, 1, dtype, scale_to_unit && st == IO_U8, labels ? label_offset : 0, data);
+    s = collapse_io_convert("idx", path, raw, n, st, 1, dtype, scale_to_unit && st == IO_U8, labels ? label_offset : 0, data);
     free(raw);
     if (s != COLLAPSE_OK) {
         free(data);

@@ -15,11 +15,11 @@
 #define IN32_CLASSES 1000
 
 static collapse_status in32_open(io_zip *z, const char *name, io_npz_member *m) {
-    const io_zip_entry *e = io_npz_find(z, name);
+    const io_zip_entry *e = collapse_io_npz_find(z, name);
     if (!e)
         return collapse_fail(COLLAPSE_ERR_FORMAT, "imagenet32: %s: no member '%s' (expected 'data' and 'labels')", z->path,
                              name);
-    return io_npz_member_open(z, e, m);
+    return collapse_io_npz_member_open(z, e, m);
 }
 
 /* Opens both members of one file and checks their shapes; *rows = its image count. */
@@ -27,21 +27,21 @@ static collapse_status in32_members(io_zip *z, io_npz_member *data, io_npz_membe
     COLLAPSE_TRY(in32_open(z, "data", data));
     collapse_status s = in32_open(z, "labels", lab);
     if (s != COLLAPSE_OK) {
-        io_npz_member_close(data);
+        collapse_io_npz_member_close(data);
         return s;
     }
     char shp[256];
     if (data->info.ndim != 2 || data->info.shape[1] != IN32_PIXELS || data->info.st != IO_U8)
         s = collapse_fail(COLLAPSE_ERR_FORMAT, "imagenet32: %s: data is %s '%s', expected uint8 [N x 3072] (32 x 32 x 3)",
-                          z->path, io_shape_str(shp, sizeof shp, data->info.ndim, data->info.shape), data->info.descr);
+                          z->path, collapse_io_shape_str(shp, sizeof shp, data->info.ndim, data->info.shape), data->info.descr);
     else if (lab->info.ndim != 1 || lab->info.shape[0] != data->info.shape[0] || lab->info.st == IO_F32 ||
              lab->info.st == IO_F64)
         s = collapse_fail(COLLAPSE_ERR_FORMAT, "imagenet32: %s: labels are %s '%s', expected %lld integers", z->path,
-                          io_shape_str(shp, sizeof shp, lab->info.ndim, lab->info.shape), lab->info.descr,
+                          collapse_io_shape_str(shp, sizeof shp, lab->info.ndim, lab->info.shape), lab->info.descr,
                           (long long)data->info.shape[0]);
     if (s != COLLAPSE_OK) {
-        io_npz_member_close(data);
-        io_npz_member_close(lab);
+        collapse_io_npz_member_close(data);
+        collapse_io_npz_member_close(lab);
         return s;
     }
     *rows = data->info.shape[0];
@@ -51,13 +51,13 @@ static collapse_status in32_members(io_zip *z, io_npz_member *data, io_npz_membe
 static collapse_status in32_count(const char *path, int64_t *rows) {
     io_zip z;
     io_npz_member d, l;
-    COLLAPSE_TRY(io_zip_open(&z, "imagenet32", path));
+    COLLAPSE_TRY(collapse_io_zip_open(&z, "imagenet32", path));
     collapse_status s = in32_members(&z, &d, &l, rows);
     if (s == COLLAPSE_OK) {
-        io_npz_member_close(&d);
-        io_npz_member_close(&l);
+        collapse_io_npz_member_close(&d);
+        collapse_io_npz_member_close(&l);
     }
-    io_zip_close(&z);
+    collapse_io_zip_close(&z);
     return s;
 }
 
@@ -73,17 +73,17 @@ static collapse_status in32_read_file(const char *path, int64_t rows, float *img
     io_zip z;
     io_npz_member d, l;
     int64_t have = 0;
-    COLLAPSE_TRY(io_zip_open(&z, "imagenet32", path));
+    COLLAPSE_TRY(collapse_io_zip_open(&z, "imagenet32", path));
     collapse_status s = in32_members(&z, &d, &l, &have);
     if (s == COLLAPSE_OK) {
         if (have < rows) s = collapse_fail(COLLAPSE_ERR_FORMAT, "imagenet32: %s: changed while being read", path);
-        if (s == COLLAPSE_OK) s = io_npz_member_read(&d, rows, 1, img);
-        if (s == COLLAPSE_OK) s = io_npz_member_read(&l, rows, 0, lab);
+        if (s == COLLAPSE_OK) s = collapse_io_npz_member_read(&d, rows, 1, img);
+        if (s == COLLAPSE_OK) s = collapse_io_npz_member_read(&l, rows, 0, lab);
         if (s == COLLAPSE_OK) s = in32_check_labels(path, lab, rows);
-        io_npz_member_close(&d);
-        io_npz_member_close(&l);
+        collapse_io_npz_member_close(&d);
+        collapse_io_npz_member_close(&l);
     }
-    io_zip_close(&z);
+    collapse_io_zip_close(&z);
     return s;
 }
 

@@ -178,10 +178,11 @@ static int npy_descr(const char *d, io_scalar *st, int *big) {
 
 /* ---- reading --------------------------------------------------------------------- */
 
-static collapse_status npy_read_stream(io_reader *r, const char *path, collapse_array *out) {
+/* Magic, version and header length, then the parsed header dict. */
+static collapse_status npy_read_header(io_reader *r, const char *path, npy_header *hd) {
     unsigned char pre[12];
     size_t got = 0;
-    COLLAPSE_TRY(io_reader_read(r, pre, 10, &got));
+    COLLAPSE_TRY(collapse_io_reader_read(r, pre, 10, &got));
     if (got >= 6 && memcmp(pre, "\x93NUMPY", 6) != 0)
         return collapse_fail(COLLAPSE_ERR_FORMAT,
                              "npy: %s: bad magic %02x %02x %02x %02x %02x %02x, expected \\x93NUMPY (not an .npy file)",
@@ -196,7 +197,7 @@ static collapse_status npy_read_stream(io_reader *r, const char *path, collapse_
     if (major == 1) {
         hlen = pre[8] | (pre[9] << 8);
     } else {
-        COLLAPSE_TRY(io_reader_read(r, pre + 10, 2, &got));
+        COLLAPSE_TRY(collapse_io_reader_read(r, pre + 10, 2, &got));
         if (got < 2)
             return collapse_fail(COLLAPSE_ERR_FORMAT, "npy: %s: truncated header, expected 12 bytes, got %zu", path,
                                  10 + got);
@@ -206,61 +207,81 @@ static collapse_status npy_read_stream(io_reader *r, const char *path, collapse_
         return collapse_fail(COLLAPSE_ERR_FORMAT, "npy: %s: header length %lld is larger than the limit of %d bytes", path,
                              (long long)hlen, NPY_MAX_HEADER);
     unsigned char *text = NULL;
-    COLLAPSE_TRY(io_read_exact(r, hlen, "header", &text));
-    npy_header hd;
-    memset(&hd, 0, sizeof hd);
-    collapse_status s = npy_parse_header(path, (const char *)text, (size_t)hlen, &hd);
+    COLLAPSE_TRY(collapse_io_read_exact(r, hlen, "header", &text));
+    memset(hd, 0, sizeof *hd);
+    collapse_status s = npy_parse_header(path, (const char *)text, (size_t)hlen, hd);
     free(text);
-    COLLAPSE_TRY(s);
+    return s;
+}
 
+/* What the header describes: element type, output dtype, element count and byte sizes, all
+ * checked (overflow, the size limit) before anything is allocated. */
+typedef struct npy_layout {
     io_scalar st;
-    int big = 0;
-    if (!npy_descr(hd.descr, &st, &big))
+    int big;
+    collapse_dtype dtype;
+    int64_t n, in_bytes, out_bytes;
+    char shp[256];
+} npy_layout;
+
+static collapse_status npy_check_layout(const char *path, const npy_header *hd, npy_layout *L) {
+    L->big = 0;
+    if (!npy_descr(hd->descr, &L->st, &L->big))
         return collapse_fail(COLLAPSE_ERR_DTYPE,
                              "npy: %s: unsupported dtype '%s', expected float32 '<f4', float64 '<f8' or an integer "
                              "type ('<i4', '<i8', '|u1', '<i2', '|i1', '<u2', '<u4', '<u8'; any byte order)",
-                             path, hd.descr);
-    char shp[256];
-    io_shape_str(shp, sizeof shp, hd.ndim, hd.shape);
-    if (hd.fortran)
+                             path, hd->descr);
+    collapse_io_shape_str(L->shp, sizeof L->shp, hd->ndim, hd->shape);
+    if (hd->fortran)
         return collapse_fail(COLLAPSE_ERR_FORMAT,
                              "npy: %s: fortran_order is True (%s '%s'), only C-order arrays are supported; save "
                              "np.ascontiguousarray(a) instead",
-                             path, shp, hd.descr);
-    collapse_dtype dtype = st == IO_F32 ? COLLAPSE_FLOAT32 : st == IO_F64 ? COLLAPSE_FLOAT64 : COLLAPSE_INT32;
+                             path, L->shp, hd->descr);
+    L->dtype = L->st == IO_F32 ? COLLAPSE_FLOAT32 : L->st == IO_F64 ? COLLAPSE_FLOAT64 : COLLAPSE_INT32;
     int64_t n = 1, tmp;
-    for (int i = 0; i < hd.ndim; i++)
-        if (!io_mul_i64(n, hd.shape[i], &n)) n = -1;
+    for (int i = 0; i < hd->ndim; i++)
+        if (!io_mul_i64(n, hd->shape[i], &n)) n = -1;
     if (n < 0 || !io_mul_i64(n, 8, &tmp))
-        return collapse_fail(COLLAPSE_ERR_FORMAT, "npy: %s: shape %s overflows the element count", path, shp);
-    int64_t in_bytes = n * (int64_t)io_scalar_size(st), out_bytes = n * (int64_t)collapse_dtype_size(dtype);
-    if (in_bytes > IO_MAX_BYTES || out_bytes > IO_MAX_BYTES)
+        return collapse_fail(COLLAPSE_ERR_FORMAT, "npy: %s: shape %s overflows the element count", path, L->shp);
+    L->n = n;
+    L->in_bytes = n * (int64_t)collapse_io_scalar_size(L->st);
+    L->out_bytes = n * (int64_t)collapse_dtype_size(L->dtype);
+    if (L->in_bytes > IO_MAX_BYTES || L->out_bytes > IO_MAX_BYTES)
         return collapse_fail(COLLAPSE_ERR_FORMAT, "npy: %s: shape %s '%s' needs %lld bytes, more than the limit of %lld",
-                             path, shp, hd.descr, (long long)in_bytes, (long long)IO_MAX_BYTES);
+                             path, L->shp, hd->descr, (long long)L->in_bytes, (long long)IO_MAX_BYTES);
+    return COLLAPSE_OK;
+}
 
-    unsigned char *raw = NULL;
-    COLLAPSE_TRY(io_read_exact(r, in_bytes, "data", &raw));
+/* Exactly in_bytes of data and nothing after them (a complete gzip stream). */
+static collapse_status npy_read_data(io_reader *r, const char *path, const char *descr, const npy_layout *L,
+                                     unsigned char **raw) {
+    COLLAPSE_TRY(collapse_io_read_exact(r, L->in_bytes, "data", raw));
     unsigned char extra;
-    s = io_reader_read(r, &extra, 1, &got);
+    size_t got = 0;
+    collapse_status s = collapse_io_reader_read(r, &extra, 1, &got);
     if (s == COLLAPSE_OK && got > 0)
         s = collapse_fail(COLLAPSE_ERR_FORMAT,
                           "npy: %s: unexpected data after the array, shape %s '%s' accounts for %lld bytes of data", path,
-                          shp, hd.descr, (long long)in_bytes);
+                          L->shp, descr, (long long)L->in_bytes);
     else if (s == COLLAPSE_OK && r->gz_truncated)
         s = collapse_fail(COLLAPSE_ERR_FORMAT, "npy: %s: truncated gzip stream (its trailer is missing)", path);
     if (s != COLLAPSE_OK) {
-        free(raw);
-        return s;
+        free(*raw);
+        *raw = NULL;
     }
-    void *data;
-    if (collapse_dtype_size(dtype) == io_scalar_size(st) && (st == IO_F32 || st == IO_F64 || st == IO_I32)) {
-        /* same width: convert in place (a no-op copy for native order) */
-        data = raw;
+    return s;
+}
+
+/* Turns the raw bytes into the output dtype: in place when the widths match, else a converted copy.
+ * Takes ownership of raw. */
+static collapse_status npy_to_dtype(const char *path, const npy_layout *L, unsigned char *raw, void **data) {
+    if (collapse_dtype_size(L->dtype) == collapse_io_scalar_size(L->st) &&
+        (L->st == IO_F32 || L->st == IO_F64 || L->st == IO_I32)) {
         static const uint16_t one = 1;
         int host_big = *(const unsigned char *)&one == 0;
-        if (big != host_big) {
-            size_t es = io_scalar_size(st);
-            for (int64_t i = 0; i < n; i++) {
+        if (L->big != host_big) {
+            size_t es = collapse_io_scalar_size(L->st);
+            for (int64_t i = 0; i < L->n; i++) {
                 unsigned char *e = raw + (size_t)i * es;
                 for (size_t a = 0, b = es - 1; a < b; a++, b--) {
                     unsigned char t = e[a];
@@ -269,20 +290,33 @@ static collapse_status npy_read_stream(io_reader *r, const char *path, collapse_
                 }
             }
         }
-    } else {
-        data = malloc(out_bytes > 0 ? (size_t)out_bytes : 1);
-        if (!data) {
-            free(raw);
-            return collapse_fail(COLLAPSE_ERR_NOMEM, "npy: %s: cannot allocate %lld bytes", path, (long long)out_bytes);
-        }
-        s = io_convert("npy", path, raw, n, st, big, dtype, 0, 0, data);
-        free(raw);
-        if (s != COLLAPSE_OK) {
-            free(data);
-            return s;
-        }
+        *data = raw;
+        return COLLAPSE_OK;
     }
-    out->dtype = dtype;
+    *data = malloc(L->out_bytes > 0 ? (size_t)L->out_bytes : 1);
+    if (!*data) {
+        free(raw);
+        return collapse_fail(COLLAPSE_ERR_NOMEM, "npy: %s: cannot allocate %lld bytes", path, (long long)L->out_bytes);
+    }
+    collapse_status s = collapse_io_convert("npy", path, raw, L->n, L->st, L->big, L->dtype, 0, 0, *data);
+    free(raw);
+    if (s != COLLAPSE_OK) {
+        free(*data);
+        *data = NULL;
+    }
+    return s;
+}
+
+static collapse_status npy_read_stream(io_reader *r, const char *path, collapse_array *out) {
+    npy_header hd;
+    COLLAPSE_TRY(npy_read_header(r, path, &hd));
+    npy_layout L;
+    COLLAPSE_TRY(npy_check_layout(path, &hd, &L));
+    unsigned char *raw = NULL;
+    COLLAPSE_TRY(npy_read_data(r, path, hd.descr, &L, &raw));
+    void *data = NULL;
+    COLLAPSE_TRY(npy_to_dtype(path, &L, raw, &data));
+    out->dtype = L.dtype;
     out->ndim = hd.ndim;
     for (int i = 0; i < hd.ndim; i++) out->shape[i] = hd.shape[i];
     out->data = data;
@@ -293,9 +327,9 @@ collapse_status collapse_npy_read(const char *path, collapse_array *out) {
     if (!out) return collapse_fail(COLLAPSE_ERR_ARG, "npy: out array expected, got NULL");
     memset(out, 0, sizeof *out);
     io_reader r;
-    COLLAPSE_TRY(io_reader_open(&r, "npy", path));
+    COLLAPSE_TRY(collapse_io_reader_open(&r, "npy", path));
     collapse_status s = npy_read_stream(&r, path, out);
-    io_reader_close(&r);
+    collapse_io_reader_close(&r);
     return s;
 }
 
@@ -361,13 +395,13 @@ collapse_status collapse_npy_write(const char *path, collapse_dtype dtype, int n
     if (!hl) return collapse_fail(COLLAPSE_ERR_ARG, "npy_write: header too long");
 
     io_atomic w;
-    COLLAPSE_TRY(io_atomic_open(&w, "npy_write", path));
-    collapse_status s = io_atomic_write(&w, header, hl);
+    COLLAPSE_TRY(collapse_io_atomic_open(&w, "npy_write", path));
+    collapse_status s = collapse_io_atomic_write(&w, header, hl);
     static const uint16_t one = 1;
     int host_big = *(const unsigned char *)&one == 0;
     if (s == COLLAPSE_OK && bytes > 0) {
         if (!host_big) {
-            s = io_atomic_write(&w, data, (size_t)bytes);
+            s = collapse_io_atomic_write(&w, data, (size_t)bytes);
         } else {
             /* big-endian host: store little-endian in chunks */
             unsigned char tmp[1 << 16];
@@ -377,21 +411,21 @@ collapse_status collapse_npy_write(const char *path, collapse_dtype dtype, int n
                 size_t chunk = (size_t)bytes - done < sizeof tmp ? (size_t)bytes - done : sizeof tmp;
                 for (size_t i = 0; i < chunk; i += es)
                     for (size_t b = 0; b < es; b++) tmp[i + b] = src[done + i + es - 1 - b];
-                s = io_atomic_write(&w, tmp, chunk);
+                s = collapse_io_atomic_write(&w, tmp, chunk);
                 done += chunk;
             }
         }
     }
     if (s != COLLAPSE_OK) {
-        io_atomic_abort(&w);
+        collapse_io_atomic_abort(&w);
         return s;
     }
-    return io_atomic_commit(&w);
+    return collapse_io_atomic_commit(&w);
 }
 
 /* ---- shared with the .npz reader (io/npz_internal.h) --------------------------------- */
 
-collapse_status io_npy_parse(const char *where, const char *text, size_t len, io_npy_info *info) {
+collapse_status collapse_io_npy_parse(const char *where, const char *text, size_t len, io_npy_info *info) {
     npy_header hd;
     memset(&hd, 0, sizeof hd);
     memset(info, 0, sizeof *info);

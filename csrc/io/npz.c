@@ -12,7 +12,7 @@
 
 #define NPZ_CHUNK ((size_t)1 << 20)
 
-const io_zip_entry *io_npz_find(const io_zip *z, const char *name) {
+const io_zip_entry *collapse_io_npz_find(const io_zip *z, const char *name) {
     size_t n = strlen(name);
     for (int i = 0; i < z->count; i++) {
         const char *m = z->entries[i].name;
@@ -22,7 +22,7 @@ const io_zip_entry *io_npz_find(const io_zip *z, const char *name) {
     return NULL;
 }
 
-collapse_dtype io_npz_out_dtype(const io_npy_info *info, int scale_u8) {
+collapse_dtype collapse_io_npz_out_dtype(const io_npy_info *info, int scale_u8) {
     if (info->st == IO_F32) return COLLAPSE_FLOAT32;
     if (info->st == IO_F64) return COLLAPSE_FLOAT64;
     if (info->st == IO_U8 && scale_u8) return COLLAPSE_FLOAT32;
@@ -31,7 +31,7 @@ collapse_dtype io_npz_out_dtype(const io_npy_info *info, int scale_u8) {
 
 static collapse_status npz_read_exact(io_npz_member *m, void *buf, size_t n, const char *what) {
     size_t got = 0;
-    COLLAPSE_TRY(io_zip_stream_read(&m->s, buf, n, &got));
+    COLLAPSE_TRY(collapse_io_zip_stream_read(&m->s, buf, n, &got));
     if (got < n)
         return collapse_fail(COLLAPSE_ERR_FORMAT, "npz: %s: truncated %s, expected %zu bytes, got %zu", m->where, what, n,
                              got);
@@ -60,31 +60,31 @@ static collapse_status npz_read_header(io_npz_member *m) {
     char *text = malloc(hlen ? (size_t)hlen : 1);
     if (!text) return collapse_fail(COLLAPSE_ERR_NOMEM, "npz: %s: out of memory", m->where);
     collapse_status s = npz_read_exact(m, text, (size_t)hlen, "NPY header");
-    if (s == COLLAPSE_OK) s = io_npy_parse(m->where, text, (size_t)hlen, &m->info);
+    if (s == COLLAPSE_OK) s = collapse_io_npy_parse(m->where, text, (size_t)hlen, &m->info);
     free(text);
     return s;
 }
 
-collapse_status io_npz_member_open(io_zip *z, const io_zip_entry *e, io_npz_member *m) {
+collapse_status collapse_io_npz_member_open(io_zip *z, const io_zip_entry *e, io_npz_member *m) {
     memset(m, 0, offsetof(io_npz_member, s));
     snprintf(m->where, sizeof m->where, "%s[%s]", z->path, e->name);
-    collapse_status s = io_zip_stream_open(z, e, &m->s);
+    collapse_status s = collapse_io_zip_stream_open(z, e, &m->s);
     if (s == COLLAPSE_OK) s = npz_read_header(m);
     int64_t numel = 1, bytes = 0;
     for (int i = 0; s == COLLAPSE_OK && i < m->info.ndim; i++)
         if (!io_mul_i64(numel, m->info.shape[i], &numel)) numel = -1;
-    if (s == COLLAPSE_OK && (numel < 0 || !io_mul_i64(numel, (int64_t)io_scalar_size(m->info.st), &bytes)))
+    if (s == COLLAPSE_OK && (numel < 0 || !io_mul_i64(numel, (int64_t)collapse_io_scalar_size(m->info.st), &bytes)))
         s = collapse_fail(COLLAPSE_ERR_FORMAT, "npz: %s: shape overflows the element count", m->where);
     if (s == COLLAPSE_OK && (uint64_t)bytes != e->usize - m->s.produced) {
         char shp[256];
-        io_shape_str(shp, sizeof shp, m->info.ndim, m->info.shape);
+        collapse_io_shape_str(shp, sizeof shp, m->info.ndim, m->info.shape);
         s = collapse_fail(COLLAPSE_ERR_FORMAT,
                           "npz: %s: shape %s '%s' needs %lld bytes of data, the member holds %llu (truncated or corrupt)",
                           m->where, shp, m->info.descr, (long long)bytes,
                           (unsigned long long)(e->usize - m->s.produced));
     }
     if (s != COLLAPSE_OK) {
-        io_zip_stream_close(&m->s);
+        collapse_io_zip_stream_close(&m->s);
         return s;
     }
     m->rows = m->info.ndim ? m->info.shape[0] : 1;
@@ -93,9 +93,9 @@ collapse_status io_npz_member_open(io_zip *z, const io_zip_entry *e, io_npz_memb
     return COLLAPSE_OK;
 }
 
-collapse_status io_npz_member_read(io_npz_member *m, int64_t rows, int scale_u8, void *out) {
-    collapse_dtype dt = io_npz_out_dtype(&m->info, scale_u8);
-    size_t es = io_scalar_size(m->info.st), os = collapse_dtype_size(dt);
+collapse_status collapse_io_npz_member_read(io_npz_member *m, int64_t rows, int scale_u8, void *out) {
+    collapse_dtype dt = collapse_io_npz_out_dtype(&m->info, scale_u8);
+    size_t es = collapse_io_scalar_size(m->info.st), os = collapse_dtype_size(dt);
     int64_t n = rows * m->row_elems;
     static const uint16_t one = 1;
     int direct = (size_t)es == os && m->info.big == (*(const unsigned char *)&one == 0) && m->info.st != IO_U32;
@@ -107,27 +107,27 @@ collapse_status io_npz_member_read(io_npz_member *m, int64_t rows, int scale_u8,
         unsigned char *dst = (unsigned char *)out + (size_t)done * os;
         s = npz_read_exact(m, direct ? dst : tmp, k * es, "data");
         if (s == COLLAPSE_OK && !direct)
-            s = io_convert("npz", m->where, tmp, (int64_t)k, m->info.st, m->info.big, dt, scale_u8, 0, dst);
+            s = collapse_io_convert("npz", m->where, tmp, (int64_t)k, m->info.st, m->info.big, dt, scale_u8, 0, dst);
         done += (int64_t)k;
     }
     free(tmp);
     return s;
 }
 
-void io_npz_member_close(io_npz_member *m) { io_zip_stream_close(&m->s); }
+void collapse_io_npz_member_close(io_npz_member *m) { collapse_io_zip_stream_close(&m->s); }
 
 /* ---- public: every member of an archive -------------------------------------------------- */
 
 static collapse_status npz_read_one(io_zip *z, const io_zip_entry *e, collapse_array *a) {
     io_npz_member m;
-    COLLAPSE_TRY(io_npz_member_open(z, e, &m));
-    collapse_dtype dt = io_npz_out_dtype(&m.info, 0);
+    COLLAPSE_TRY(collapse_io_npz_member_open(z, e, &m));
+    collapse_dtype dt = collapse_io_npz_out_dtype(&m.info, 0);
     int64_t bytes = m.rows * m.row_elems * (int64_t)collapse_dtype_size(dt);
     void *data = malloc(bytes > 0 ? (size_t)bytes : 1);
-    collapse_status s = data ? io_npz_member_read(&m, m.rows, 0, data)
+    collapse_status s = data ? collapse_io_npz_member_read(&m, m.rows, 0, data)
                              : collapse_fail(COLLAPSE_ERR_NOMEM, "npz: %s: cannot allocate %lld bytes", m.where,
                                              (long long)bytes);
-    io_npz_member_close(&m);
+    collapse_io_npz_member_close(&m);
     if (s != COLLAPSE_OK) {
         free(data);
         return s;
@@ -143,7 +143,7 @@ collapse_status collapse_npz_read(const char *path, collapse_npz *out) {
     if (!out) return collapse_fail(COLLAPSE_ERR_ARG, "npz: out expected, got NULL");
     memset(out, 0, sizeof *out);
     io_zip z;
-    COLLAPSE_TRY(io_zip_open(&z, "npz", path));
+    COLLAPSE_TRY(collapse_io_zip_open(&z, "npz", path));
     collapse_status s = COLLAPSE_OK;
     out->names = calloc(z.count ? (size_t)z.count : 1, sizeof *out->names);
     out->arrays = calloc(z.count ? (size_t)z.count : 1, sizeof *out->arrays);
@@ -163,7 +163,7 @@ collapse_status collapse_npz_read(const char *path, collapse_npz *out) {
         out->count = i + 1;
         s = npz_read_one(&z, &z.entries[i], &out->arrays[i]);
     }
-    io_zip_close(&z);
+    collapse_io_zip_close(&z);
     if (s != COLLAPSE_OK) collapse_npz_free(out);
     return s;
 }

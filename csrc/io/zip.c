@@ -120,7 +120,7 @@ static collapse_status zip_read_directory(io_zip *z) {
     return s;
 }
 
-collapse_status io_zip_open(io_zip *z, const char *fn, const char *path) {
+collapse_status collapse_io_zip_open(io_zip *z, const char *fn, const char *path) {
     memset(z, 0, sizeof *z);
     z->fn = fn;
     z->path = path;
@@ -128,16 +128,16 @@ collapse_status io_zip_open(io_zip *z, const char *fn, const char *path) {
     z->f = fopen(path, "rb");
     if (!z->f) return collapse_fail(COLLAPSE_ERR_IO, "%s: cannot open '%s'", fn, path);
     if (fseeko(z->f, 0, SEEK_END) != 0 || ftello(z->f) < 0) {
-        io_zip_close(z);
+        collapse_io_zip_close(z);
         return collapse_fail(COLLAPSE_ERR_IO, "%s: cannot open '%s': not a seekable regular file", fn, path);
     }
     z->file_size = (uint64_t)ftello(z->f);
     collapse_status s = zip_read_directory(z);
-    if (s != COLLAPSE_OK) io_zip_close(z);
+    if (s != COLLAPSE_OK) collapse_io_zip_close(z);
     return s;
 }
 
-void io_zip_close(io_zip *z) {
+void collapse_io_zip_close(io_zip *z) {
     if (!z) return;
     if (z->f) fclose(z->f);
     free(z->entries);
@@ -148,7 +148,7 @@ void io_zip_close(io_zip *z) {
 
 /* ---- member streams ------------------------------------------------------------------------ */
 
-collapse_status io_zip_stream_open(io_zip *z, const io_zip_entry *e, io_zip_stream *s) {
+collapse_status collapse_io_zip_stream_open(io_zip *z, const io_zip_entry *e, io_zip_stream *s) {
     memset(s, 0, offsetof(io_zip_stream, in));
     s->z = z;
     s->e = e;
@@ -212,7 +212,7 @@ static collapse_status zip_inflate(io_zip_stream *s, unsigned char *out, size_t 
     return COLLAPSE_OK;
 }
 
-collapse_status io_zip_stream_read(io_zip_stream *s, void *buf, size_t n, size_t *got) {
+collapse_status collapse_io_zip_stream_read(io_zip_stream *s, void *buf, size_t n, size_t *got) {
     *got = 0;
     uint64_t left = s->e->usize - s->produced;
     if (n > left) n = (size_t)left;
@@ -234,7 +234,7 @@ collapse_status io_zip_stream_read(io_zip_stream *s, void *buf, size_t n, size_t
     return COLLAPSE_OK;
 }
 
-void io_zip_stream_close(io_zip_stream *s) {
+void collapse_io_zip_stream_close(io_zip_stream *s) {
     if (s && s->inflating) {
         inflateEnd(&s->zs);
         s->inflating = 0;

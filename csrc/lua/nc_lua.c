@@ -222,6 +222,83 @@ static int s_result(lua_State *L) {
     return 1;
 }
 
+/* stats:save(path): atomic (temporary file + rename) */
+static int s_save(lua_State *L) {
+    nc_stats_ud *ud = stats_check(L);
+    CHECK_STATUS(L, collapse_nc_stats_save(ud->s, luaL_checkstring(L, 2)));
+    return 0;
+}
+
+/* stats:merge(other): adds other's counts and sums into stats (other is unchanged) */
+static int s_merge(lua_State *L) {
+    nc_stats_ud *ud = stats_check(L);
+    nc_stats_ud *o = luaL_checkudata(L, 2, NC_STATS_MT);
+    if (!o->s) return luaL_error(L, "nc_stats:merge: the other object was freed");
+    CHECK_STATUS(L, collapse_nc_stats_merge(ud->s, o->s));
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* stats:shape() -> classes, dim, within_spectrum */
+static int s_shape(lua_State *L) {
+    nc_stats_ud *ud = stats_check(L);
+    lua_pushinteger(L, ud->classes);
+    lua_pushinteger(L, ud->dim);
+    int flags = 0;
+    CHECK_STATUS(L, collapse_nc_stats_shape(ud->s, NULL, NULL, &flags));
+    lua_pushboolean(L, flags & COLLAPSE_NC_WITHIN_SPECTRUM);
+    return 3;
+}
+
+/* stats:clone() -> an independent copy */
+static int s_clone(lua_State *L) {
+    nc_stats_ud *ud = stats_check(L);
+    nc_stats_ud *c = lua_newuserdatauv(L, sizeof *c, 0);
+    c->s = NULL;
+    luaL_setmetatable(L, NC_STATS_MT);
+    CHECK_STATUS(L, collapse_nc_stats_clone(ud->s, &c->s));
+    c->classes = ud->classes;
+    c->dim = ud->dim;
+    return 1;
+}
+
+/* stats:pass1_files(features_path, labels_path, label_base) (and pass2_files) */
+static int pass_files(lua_State *L, int which) {
+    nc_stats_ud *ud = stats_check(L);
+    const char *f = luaL_checkstring(L, 2), *l = luaL_checkstring(L, 3);
+    int base = (int)luaL_optinteger(L, 4, 0);
+    CHECK_STATUS(L, collapse_nc_stats_pass_files(ud->s, which, f, l, base));
+    return 0;
+}
+static int s_pass1_files(lua_State *L) { return pass_files(L, 1); }
+static int s_pass2_files(lua_State *L) { return pass_files(L, 2); }
+
+/* nc_files_info(features_path, labels_path, label_base, classes|0) -> n, dim, classes */
+static int l_nc_files_info(lua_State *L) {
+    const char *f = luaL_checkstring(L, 1), *l = luaL_checkstring(L, 2);
+    int base = (int)luaL_optinteger(L, 3, 0);
+    lua_Integer want = luaL_optinteger(L, 4, 0);
+    if (want < 0 || want > 1 << 24) return luaL_error(L, "nc_files_info: classes must be in 2..2^24, got %d", (int)want);
+    int64_t n = 0, d = 0;
+    int classes = 0;
+    CHECK_STATUS(L, collapse_nc_files_info(f, l, base, (int)want, &n, &d, &classes));
+    lua_pushinteger(L, n);
+    lua_pushinteger(L, d);
+    lua_pushinteger(L, classes);
+    return 3;
+}
+
+/* nc_stats_load(path) -> stats */
+static int l_nc_stats_load(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    nc_stats_ud *ud = lua_newuserdatauv(L, sizeof *ud, 0);
+    ud->s = NULL;
+    luaL_setmetatable(L, NC_STATS_MT);
+    CHECK_STATUS(L, collapse_nc_stats_load(path, &ud->s));
+    CHECK_STATUS(L, collapse_nc_stats_shape(ud->s, &ud->classes, &ud->dim, NULL));
+    return 1;
+}
+
 static int s_gc(lua_State *L) {
     nc_stats_ud *ud = luaL_checkudata(L, 1, NC_STATS_MT);
     collapse_nc_stats_free(ud->s);
@@ -232,7 +309,9 @@ static int s_gc(lua_State *L) {
 void binding_open_nc(lua_State *L) {
     static const luaL_Reg methods[] = {{"pass1", s_pass1}, {"end_pass1", s_end_pass1},
                                        {"set_classifier", s_set_classifier}, {"pass2", s_pass2},
-                                       {"result", s_result}, {"free", s_gc}, {NULL, NULL}};
+                                       {"result", s_result}, {"save", s_save}, {"merge", s_merge}, {"clone", s_clone},
+                                       {"pass1_files", s_pass1_files}, {"pass2_files", s_pass2_files},
+                                       {"shape", s_shape}, {"free", s_gc}, {NULL, NULL}};
     luaL_newmetatable(L, NC_STATS_MT);
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
@@ -241,6 +320,8 @@ void binding_open_nc(lua_State *L) {
     lua_pushcfunction(L, s_gc);
     lua_setfield(L, -2, "__close");
     lua_pop(L, 1);
-    static const luaL_Reg fns[] = {{"nc_measure", l_nc_measure}, {"nc_stats", l_nc_stats}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"nc_measure", l_nc_measure}, {"nc_stats", l_nc_stats},
+                                   {"nc_stats_load", l_nc_stats_load},
+                                   {"nc_files_info", l_nc_files_info}, {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }

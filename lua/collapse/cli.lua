@@ -1,18 +1,27 @@
 --- The `collapse` command: run, report, bound, demo. See `collapse help`.
 local collapse = require("collapse")
+local cli_flags = require("collapse.cli_flags")
 
 local cli = {}
 
 local USAGE = [[
 usage: collapse <command> [options]
 
-  run FILE.lua [--out DIR] [--set key=value ...]
+  run FILE.lua [--out DIR] [--set key=value ...] [--jobs N|auto] [--task I] [--list]
         FILE returns an experiment spec (or a sweep spec, with `grid`); --set overrides a field
         (epochs=5), an optimiser option (weight_decay=1e-3, lr=...) or a config entry (width=300).
+        Sweeps: --jobs runs the points in N worker processes (auto: one per core), one BLAS
+        thread each; --task I runs point I only (also SLURM_ARRAY_TASK_ID); --list shows the
+        points and which are done.
+  slurm FILE.lua [--out DIR] [--partition P] [--time T] [--cpus-per-task N] [--chunk K] [--submit]
+        writes DIR/slurm/array.sbatch (a job array over the missing points) and collect.sbatch;
+        --submit submits both through sbatch; --collect writes the table and report (docs/cluster.md).
   report DIR
         writes DIR/report/index.html (tables + plots) for a run or sweep folder.
   bound --lambda L --classes C --loss X [--per-class n] [--no-bn] [--q 0.05]
         the optimal loss and the collapse certified by a regularised loss X (docs/theory.md).
+  measure FEATURES.npy LABELS.npy [--classifier W.npy] [--lambda L --loss X] [--json OUT] ...
+        collapse metrics of stored features, streamed; `collapse measure --help` (docs/metrics.md).
   demo [--out DIR] [--quick]
         the default experiment: BN vs no BN across weight decay on conic data, then on a
         Fashion-MNIST subset when the Debian package is installed.
@@ -24,38 +33,23 @@ local function die(msg)
   os.exit(2)
 end
 
-local function parse_value(s)
-  if s == "true" then return true elseif s == "false" then return false end
-  local n = math.tointeger(tonumber(s)) or tonumber(s)
-  if n then return n end
-  return s
-end
+-- Every command's flags, parsed strictly by collapse.cli_flags (unknown flags and bad values exit 2).
+local FLAGS = {
+  run = { positionals = 1, flags = { { name = "out", type = "string" }, { name = "set", type = "set" },
+    -- sweep flags: values checked by RUN_FLAGS below ("auto" is a valid --jobs)
+    { name = "jobs", type = "string" }, { name = "task", type = "string" }, { name = "list", type = "boolean" } } },
+  report = { positionals = 1, flags = {} },
+  bound = { positionals = 0, flags = {
+    { name = "lambda", type = "number", required = true }, { name = "classes", type = "integer", required = true },
+    { name = "loss", type = "number", required = true }, { name = "per-class", type = "integer" },
+    { name = "no-bn", type = "boolean" }, { name = "q", type = "number" } } },
+  demo = { positionals = 0, flags = { { name = "out", type = "string" }, { name = "quick", type = "boolean" } } },
+}
 
--- Splits argv into positionals and --flags (values taken from the next word unless boolean).
-local function parse(args, booleans)
-  local pos, flags, sets = {}, {}, {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--set" then
-      local kv = args[i + 1] or die("--set needs key=value")
-      local k, v = kv:match("^([%w_%.]+)=(.*)$")
-      if not k then die("--set needs key=value, got '" .. kv .. "'") end
-      sets[#sets + 1] = { k, parse_value(v) }
-      i = i + 2
-    elseif a:match("^%-%-") then
-      local name = a:sub(3):gsub("-", "_")
-      if booleans[name] then flags[name] = true; i = i + 1
-      else
-        flags[name] = args[i + 1] or die(a .. " needs a value")
-        i = i + 2
-      end
-    else
-      pos[#pos + 1] = a
-      i = i + 1
-    end
-  end
-  return pos, flags, sets
+local function parse(cmd, args)
+  local ok, pos, flags = pcall(cli_flags.parse, cmd, FLAGS[cmd], args)
+  if not ok then die(pos) end
+  return pos, flags, flags.set or {}
 end
 
 local OPTIMIZER_KEYS = { lr = true, weight_decay = true, momentum = true, eps = true, dampening = true, nesterov = true }
@@ -73,8 +67,77 @@ local function apply_sets(spec, sets)
   end
 end
 
+-- run's sweep flags, in one table: flag -> reader of its value (true: a boolean flag).
+local RUN_FLAGS = {
+  jobs = function(v)
+    if v == "auto" then return v end
+    local n = math.tointeger(tonumber(v))
+    if not n or n < 1 then die("--jobs needs a number >= 1 or 'auto', got '" .. v .. "'") end
+    return n
+  end,
+  task = function(v)
+    local n = math.tointeger(tonumber(v))
+    if not n or n < 1 then die("--task needs a point number >= 1 (see --list), got '" .. v .. "'") end
+    return n
+  end,
+  list = true,
+}
+
+-- {jobs =, task =, list =} from the flags; without any of them, SLURM_ARRAY_TASK_ID names the task.
+local function sweep_mode(flags)
+  local mode = {}
+  for name, read in pairs(RUN_FLAGS) do
+    if flags[name] ~= nil then mode[name] = read == true or read(flags[name]) end
+  end
+  local slurm = os.getenv("SLURM_ARRAY_TASK_ID")
+  if not (mode.jobs or mode.task or mode.list) and slurm and slurm ~= "" then
+    mode.task = math.tointeger(tonumber(slurm)) or die("SLURM_ARRAY_TASK_ID is not an integer: " .. slurm)
+    mode.from_slurm = true
+  end
+  return mode
+end
+
+-- The worker's command line: this one without --jobs/--list, with --task I.
+local function worker_args(args, index)
+  local out, i = { "run" }, 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--jobs" or a == "--task" then i = i + 2
+    elseif a == "--list" then i = i + 1
+    else out[#out + 1] = a; i = i + 1 end
+  end
+  out[#out + 1] = "--task"
+  out[#out + 1] = tostring(index)
+  return out
+end
+
+local function print_list(spec)
+  local points, done = require("collapse.sweep").list(spec), 0
+  for _, p in ipairs(points) do
+    print(("%4d  %-7s  %s"):format(p.index, p.state, p.id))
+    if p.state == "done" then done = done + 1 end
+  end
+  print(("%d of %d points done"):format(done, #points))
+end
+
+local function run_sweep(spec, args, mode)
+  if mode.list then return print_list(spec) end
+  local opts = { task = mode.task }
+  if mode.jobs and not mode.task then
+    local jobs = require("collapse.jobs")
+    opts.jobs = mode.jobs == "auto" and jobs.auto(#require("collapse.sweep").plan(spec).runs) or mode.jobs
+    opts.worker = function(index) return jobs.cli_argv(worker_args(args, index)) end
+  end
+  local r = collapse.sweep(spec, opts)
+  if r.partial then
+    print(("task %d finished; the table is written once every point is done"):format(r.task))
+  else
+    print(("sweep finished: %d runs, table %s"):format(#r.runs, r.csv))
+  end
+end
+
 function cli.run(args)
-  local pos, flags, sets = parse(args, {})
+  local pos, flags, sets = parse("run", args)
   local file = pos[1] or die("run needs a FILE.lua (see `collapse help`)")
   local chunk, err = loadfile(file)
   if not chunk then die(err) end
@@ -83,20 +146,20 @@ function cli.run(args)
   if type(spec) ~= "table" then die(file .. " must return an experiment or sweep spec table") end
   apply_sets(spec, sets)
   if flags.out then spec.out = flags.out end
-  if spec.grid then
-    local r = collapse.sweep(spec)
-    print(("sweep finished: %d runs, table %s"):format(#r.runs, r.csv))
-  else
-    local r = collapse.experiment(spec):run()
-    local f = r.final
-    print(("finished %s: loss %.4g, train accuracy %.4f, intra %s, inter %s%s"):format(r.name or "run",
-      f.train_loss, f.train_accuracy, tostring(f.intra_cos), tostring(f.inter_cos),
-      r.path and (", written to " .. r.path) or ""))
-  end
+  local mode = sweep_mode(flags)
+  if spec.grid then return run_sweep(spec, args, mode) end
+  if mode.jobs or (mode.task and not mode.from_slurm) or mode.list then die("--jobs, --task and --list need a sweep spec (one with `grid`)") end
+  local r = collapse.experiment(spec):run()
+  local f = r.final
+  print(("finished %s: loss %.4g, train accuracy %.4f, intra %s, inter %s%s"):format(r.name or "run",
+    f.train_loss, f.train_accuracy, tostring(f.intra_cos), tostring(f.inter_cos),
+    r.path and (", written to " .. r.path) or ""))
 end
 
+function cli.slurm(args) require("collapse.slurm").command(args) end
+
 function cli.report(args)
-  local pos = parse(args, {})
+  local pos = parse("report", args)
   local dir = pos[1] or die("report needs a run or sweep folder")
   local index, messages = require("collapse.report").build(dir)
   for _, m in ipairs(messages) do print(m) end
@@ -104,13 +167,9 @@ function cli.report(args)
 end
 
 function cli.bound(args)
-  local _, flags = parse(args, { no_bn = true })
-  local lambda = tonumber(flags.lambda or die("bound needs --lambda"))
-  local classes = math.tointeger(tonumber(flags.classes or die("bound needs --classes")))
-  local loss = tonumber(flags.loss or die("bound needs --loss"))
-  local per_class = flags.per_class and math.tointeger(tonumber(flags.per_class)) or nil
-  local ok, b = pcall(collapse.nc.bound, { lambda = lambda, classes = classes, loss = loss, per_class = per_class,
-    bn = not flags.no_bn, q = flags.q and tonumber(flags.q) or nil })
+  local _, flags = parse("bound", args)
+  local ok, b = pcall(collapse.nc.bound, { lambda = flags.lambda, classes = flags.classes, loss = flags.loss,
+    per_class = flags.per_class, bn = not flags.no_bn, q = flags.q })
   if not ok then die(tostring(b)) end
   local rows = {
     { "optimal loss L*", b.optimal_loss }, { "t*", b.t_star }, { "epsilon = loss - L*", b.epsilon },
@@ -135,8 +194,10 @@ function cli.bound(args)
   end
 end
 
+function cli.measure(args) require("collapse.measure_cli").run(args) end
+
 function cli.demo(args)
-  local _, flags = parse(args, { quick = true })
+  local _, flags = parse("demo", args)
   require("collapse.demo").run{ out = flags.out, quick = flags.quick }
 end
 

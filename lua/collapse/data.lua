@@ -10,12 +10,32 @@ local function check_tensor(fn, name, v)
   if not collapse.is_tensor(v) then fail(fn, "%s must be a tensor, got %s", name, type(v)) end
 end
 
--- Labels as an int32 tensor (from a tensor of any dtype holding integers, or a Lua array).
+-- Labels as an int32 tensor: an int32 tensor as it is; a 1-d tensor of another dtype or a Lua list
+-- only when every entry is a whole number in the int32 range. 1.5, NaN, inf or "2" is an error
+-- naming the first bad entry, never truncated.
 local function as_labels(fn, y)
-  if type(y) == "table" and not collapse.is_tensor(y) then return core.tensor(y, "int32") end
-  check_tensor(fn, "y", y)
-  if y:dtype() ~= "int32" then y = y:to("int32") end
-  return y
+  local function fail(_, msg, ...) error(("%s: " .. msg):format(fn, ...), 4) end -- names Dataset's caller
+  local is_t = collapse.is_tensor(y)
+  if not is_t and type(y) ~= "table" then
+    fail(fn, "y must be an int32 tensor or a list of integer labels, got %s", type(y))
+  end
+  if is_t and y:dtype() == "int32" then return y end
+  if is_t and y:dim() ~= 1 then fail(fn, "y must be 1-d, got %d dimensions", y:dim()) end
+  local values = is_t and y:totable() or y
+  for k in pairs(values) do
+    if math.type(k) ~= "integer" or k < 1 or k > #values then
+      fail(fn, "y must be a list of labels, got key %s", tostring(k))
+    end
+  end
+  for i = 1, #values do
+    local v = values[i]
+    local iv = type(v) == "number" and math.tointeger(v)
+    if not iv or iv < -2147483648 or iv > 2147483647 then
+      fail(fn, "label %s at index %d is not an integer (labels are whole numbers 1..C)",
+        type(v) == "string" and ("%q"):format(v) or tostring(v), i)
+    end
+  end
+  return is_t and y:to("int32") or core.tensor(values, "int32")
 end
 
 local Dataset = {}

@@ -21,6 +21,10 @@ local FIELDS = {
 local DEFAULT_METRICS = { "intra_cos", "inter_cos", "intra_cos_min", "inter_cos_max", "feature_norm", "nc1",
   "etf_error", "accuracy", "loss", "regularized_loss", "bound", "gamma_norm", "weight_norm", "test_accuracy" }
 
+-- Lower bounds of numeric fields (NaN fails every one).
+local MINIMUM = { epochs = 1, batch_size = 1, measure_every = 0, measure_batch_size = 1, threads = 1, lambda = 0 }
+local MINIMUM_NOTE = { measure_every = " (0: training curves only)" }
+
 local function type_ok(v, spec)
   for t in spec:gmatch("[^|]+") do
     if t == "integer" then
@@ -48,8 +52,28 @@ local function validate(spec)
   for _, req in ipairs({ "data", "model", "optimizer", "epochs" }) do
     if spec[req] == nil then error(("experiment: field '%s' is required"):format(req), 3) end
   end
-  if spec.epochs < 1 then error("experiment: field 'epochs' must be >= 1", 3) end
-  if spec.batch_size and spec.batch_size < 1 then error("experiment: field 'batch_size' must be >= 1", 3) end
+  for field, min in pairs(MINIMUM) do
+    local v = spec[field]
+    if v ~= nil and not (v >= min) then
+      error(("experiment: field '%s' must be >= %s%s, got %s"):format(field, min, MINIMUM_NOTE[field] or "", v), 3)
+    end
+  end
+  if spec.q ~= nil and not (spec.q > 0 and spec.q < 1) then
+    error(("experiment: field 'q' must be in (0, 1), got %s"):format(spec.q), 3)
+  end
+  if spec.lambda ~= nil and spec.lambda == math.huge then error("experiment: field 'lambda' must be finite, got inf", 3) end
+  if spec.metrics ~= nil then
+    for i, m in ipairs(spec.metrics) do
+      if type(m) ~= "string" then
+        error(("experiment: field 'metrics' entry %d must be a metric name string, got %s"):format(i, type(m)), 3)
+      end
+    end
+    for k in pairs(spec.metrics) do
+      if math.type(k) ~= "integer" or k < 1 or k > #spec.metrics then
+        error(("experiment: field 'metrics' must be a list of metric names, got key %s"):format(tostring(k)), 3)
+      end
+    end
+  end
   local oname = spec.optimizer[1] or spec.optimizer.name
   if not collapse.optim[oname or ""] or type(collapse.optim[oname]) ~= "function" then
     error(("experiment: field 'optimizer' must name an optimiser ({\"Adam\", lr = ...}), got %s")
@@ -143,6 +167,83 @@ local function measure(self, model, train, test, lambda, want)
   return rec
 end
 
+-- Everything a run needs, built from the spec: data, model, optimiser, schedule, options.
+local function prepare(spec)
+  local seed = spec.seed or 0
+  local cfg = copy(spec.config or {})
+  cfg.seed = seed
+  local data = spec.data
+  if type(data) == "function" then data = data(cfg) end
+  if type(data) ~= "table" or not data.train then
+    error("experiment: field 'data' must be {train = dataset, test = dataset?} (or a function returning it)", 0)
+  end
+  local train = data.train
+  cfg.classes = train.classes
+  cfg.input_dim = train.x:size(2)
+  cfg.dtype = train.x:dtype()
+  local model = spec.model(cfg)
+  if type(model) ~= "table" or type(model.forward) ~= "function" then
+    error("experiment: model(cfg) must return a module, got " .. type(model), 0)
+  end
+  if spec.threads then collapse.set_num_threads(spec.threads) end
+  local opt, oname, oopts = make_optimizer(spec.optimizer, model:parameters())
+  local progress = spec.progress
+  if progress == nil then progress = core.isatty(1) end
+  return { spec = spec, seed = seed, cfg = cfg, train = train, test = data.test, model = model, opt = opt,
+    oname = oname, oopts = oopts, sched = make_schedule(spec.schedule, opt, spec.epochs),
+    lambda = spec.lambda or oopts.weight_decay or 0, bs = spec.batch_size or 128,
+    measure_every = spec.measure_every or spec.epochs, want = spec.metrics or DEFAULT_METRICS,
+    progress = progress, label = spec.run_id or spec.name or "run",
+    crit = collapse.nn.CrossEntropyLoss(), rng = collapse.rng(seed + 7919) }
+end
+
+-- One pass over the training set; returns the epoch's record (loss, accuracy, lr).
+local function train_epoch(ctx, epoch)
+  local loss_sum, correct, seen = 0, 0, 0
+  for x, y in ctx.train:batches{ batch_size = ctx.bs, shuffle = true, rng = ctx.rng, drop_last = ctx.spec.drop_last } do
+    local logits = ctx.model:forward(x)
+    local loss = ctx.crit:forward(logits, y)
+    ctx.model:backward(x, ctx.crit.grad, false) -- the inputs need no gradient
+    ctx.opt:step{ zero_grad = true }            -- step and zero the gradients in one pass
+    local m = x:size(1)
+    loss_sum = loss_sum + loss * m
+    correct = correct + core.count_correct(logits, y)
+    seen = seen + m
+  end
+  return { epoch = epoch, lr = ctx.opt.lr, train_loss = loss_sum / seen, train_accuracy = correct / seen }
+end
+
+--- "  intra 0.9000  inter -0.1000" for whichever of the two a record holds ("" for neither).
+function Experiment.collapse_summary(rec, sep)
+  local parts = {}
+  for _, k in ipairs({ "intra_cos", "inter_cos" }) do
+    if type(rec[k]) == "number" then parts[#parts + 1] = ("%s %.4f"):format(k:sub(1, 5), rec[k]) end
+  end
+  if #parts == 0 then return "" end
+  sep = sep or "  "
+  return sep .. table.concat(parts, sep)
+end
+
+-- The result table; written to <out>/<label>.json (without the model) when out is set.
+local function finish(ctx, history, t0)
+  local spec = ctx.spec
+  local result = {
+    name = spec.name, run_id = spec.run_id, seed = ctx.seed, config = ctx.cfg, epochs = spec.epochs,
+    batch_size = ctx.bs, optimizer = { name = ctx.oname, options = ctx.oopts }, lambda = ctx.lambda,
+    history = history, final = history[#history], samples = ctx.train:size(), classes = ctx.train.classes,
+    finished = true, seconds = core.clock() - t0, version = collapse.version,
+    blas = { core = core.blas_info().core, threads = collapse.get_num_threads() },
+  }
+  if spec.out then
+    fs.mkdir(spec.out)
+    local path = spec.out .. "/" .. ctx.label:gsub("[^%w%._=%-]", "_") .. ".json"
+    fs.write_atomic(path, json.encode(result, { indent = 1 }) .. "\n")
+    result.path = path
+  end
+  result.model = ctx.model -- not written to JSON
+  return result
+end
+
 --- Trains and measures. Returns the result table; writes <out>/<run_id or name>.json when out is set.
 function Experiment:run(overrides)
   local spec = self.spec
@@ -152,89 +253,32 @@ function Experiment:run(overrides)
     validate(spec)
   end
   local t0 = core.clock()
-  local seed = spec.seed or 0
-  local cfg = copy(spec.config or {})
-  cfg.seed = seed
-  local data = spec.data
-  if type(data) == "function" then data = data(cfg) end
-  if type(data) ~= "table" or not data.train then
-    error("experiment: field 'data' must be {train = dataset, test = dataset?} (or a function returning it)", 2)
-  end
-  local train, test = data.train, data.test
-  cfg.classes = train.classes
-  cfg.input_dim = train.x:size(2)
-  cfg.dtype = train.x:dtype()
-  local model = spec.model(cfg)
-  if type(model) ~= "table" or type(model.forward) ~= "function" then
-    error("experiment: model(cfg) must return a module, got " .. type(model), 2)
-  end
-  if spec.threads then collapse.set_num_threads(spec.threads) end
-  local opt, oname, oopts = make_optimizer(spec.optimizer, model:parameters())
-  local epochs = spec.epochs
-  local sched = make_schedule(spec.schedule, opt, epochs)
-  local lambda = spec.lambda or oopts.weight_decay or 0
-  local bs = spec.batch_size or 128
-  local measure_every = spec.measure_every or epochs
-  local want = spec.metrics or DEFAULT_METRICS
-  local progress = spec.progress
-  if progress == nil then progress = core.isatty(1) end
-  local label = spec.run_id or spec.name or "run"
-  local crit = collapse.nn.CrossEntropyLoss()
-  local rng = collapse.rng(seed + 7919)
+  local ctx = prepare(spec)
   local history = {}
-  model:train()
-  for epoch = 1, epochs do
+  ctx.model:train()
+  for epoch = 1, spec.epochs do
     local te = core.clock()
-    local loss_sum, correct, seen = 0, 0, 0
-    for x, y in train:batches{ batch_size = bs, shuffle = true, rng = rng, drop_last = spec.drop_last } do
-      local logits = model:forward(x)
-      local loss = crit:forward(logits, y)
-      model:backward(x, crit.grad, false) -- the inputs need no gradient
-      opt:step{ zero_grad = true }        -- step and zero the gradients in one pass
-      local m = x:size(1)
-      loss_sum = loss_sum + loss * m
-      correct = correct + core.count_correct(logits, y)
-      seen = seen + m
-    end
-    local rec = { epoch = epoch, lr = opt.lr, train_loss = loss_sum / seen, train_accuracy = correct / seen }
-    if sched then sched:step() end
-    if measure_every > 0 and (epoch % measure_every == 0 or epoch == epochs) then
-      local ok, m = pcall(measure, { spec = spec }, model, train, test, lambda, want)
-      if not ok then error(("experiment '%s', epoch %d: %s"):format(label, epoch, tostring(m)), 0) end
+    local rec = train_epoch(ctx, epoch)
+    if ctx.sched then ctx.sched:step() end
+    if ctx.measure_every > 0 and (epoch % ctx.measure_every == 0 or epoch == spec.epochs) then
+      local ok, m = pcall(measure, ctx, ctx.model, ctx.train, ctx.test, ctx.lambda, ctx.want)
+      if not ok then error(("experiment '%s', epoch %d: %s"):format(ctx.label, epoch, tostring(m)), 0) end
       for k, v in pairs(m) do rec[k] = v end
     end
     rec.seconds = core.clock() - te
     history[#history + 1] = rec
     if rec.train_loss ~= rec.train_loss then
-      error(("experiment '%s': training diverged at epoch %d (loss is NaN); lower the learning rate"):format(label, epoch), 0)
+      error(("experiment '%s': training diverged at epoch %d (loss is NaN); lower the learning rate")
+        :format(ctx.label, epoch), 0)
     end
-    if progress then
-      io.stdout:write(("%s  epoch %d/%d  loss %.4f  acc %.4f%s  (%s)\n"):format(label, epoch, epochs, rec.train_loss,
-        rec.train_accuracy, rec.intra_cos and ("  intra %.4f  inter %.4f"):format(rec.intra_cos, rec.inter_cos) or "",
-        fmt_time(rec.seconds)))
+    if ctx.progress then
+      io.stdout:write(("%s  epoch %d/%d  loss %.4f  acc %.4f%s  (%s)\n"):format(ctx.label, epoch, spec.epochs,
+        rec.train_loss, rec.train_accuracy, Experiment.collapse_summary(rec), fmt_time(rec.seconds)))
       io.stdout:flush()
     end
   end
-  local final = history[#history]
-  local result = {
-    name = spec.name, run_id = spec.run_id, seed = seed, config = cfg, epochs = epochs, batch_size = bs,
-    optimizer = { name = oname, options = oopts }, lambda = lambda, history = history, final = final,
-    samples = train:size(), classes = train.classes, finished = true,
-    seconds = core.clock() - t0, version = collapse.version, blas = { core = core.blas_info().core,
-      threads = collapse.get_num_threads() },
-  }
-  result.model = model -- not written to JSON (see below)
-  if spec.out then
-    fs.mkdir(spec.out)
-    local path = spec.out .. "/" .. label:gsub("[^%w%._=%-]", "_") .. ".json"
-    local saved = result.model
-    result.model = nil
-    fs.write_atomic(path, json.encode(result, { indent = 1 }) .. "\n")
-    result.model = saved
-    result.path = path
-  end
-  return result
+  return finish(ctx, history, t0)
 end
 
---- collapse.experiment(spec) -> object with :run()
-return function(spec) return new(spec) end
+--- collapse.experiment(spec) -> object with :run(); the table also carries collapse_summary.
+return setmetatable({ collapse_summary = Experiment.collapse_summary }, { __call = function(_, spec) return new(spec) end })

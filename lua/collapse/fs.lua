@@ -5,29 +5,10 @@ local fs = {}
 
 --- Writes content to path through a temporary file in the same directory, fsync and a rename
 -- (C: collapse_write_file_atomic), so readers see either the old file or the complete new one.
+-- Temporaries left by a writer that was killed (kill -9) before its rename are removed by the next
+-- successful write of the same path.
 function fs.write_atomic(path, content)
   core.write_file_atomic(path, content)
-end
-
-local counter = 0
-
--- Pure-Lua fallback kept for reference by tests of the C path (same contract, no fsync).
-function fs.write_atomic_lua(path, content)
-  counter = counter + 1
-  local tmp = ("%s.tmp.%d.%d"):format(path, os.time(), counter)
-  local f, err = io.open(tmp, "wb")
-  if not f then error(("cannot write '%s': %s"):format(path, tostring(err)), 0) end
-  local ok, werr = f:write(content)
-  local closed, cerr = f:close()
-  if not ok or not closed then
-    os.remove(tmp)
-    error(("cannot write '%s': %s"):format(path, tostring(werr or cerr)), 0)
-  end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then
-    os.remove(tmp)
-    error(("cannot write '%s': %s"):format(path, tostring(rerr)), 0)
-  end
 end
 
 function fs.exists(path)

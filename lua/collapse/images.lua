@@ -58,9 +58,11 @@ local function readable(path)
 end
 
 local function check_dir(fn, dir, names)
-  if not io.open(dir, "rb") then
+  local f = io.open(dir, "rb")
+  if not f then
     fail(fn, "directory '%s' does not exist; expected it to hold %s (%s)", dir, table.concat(names, ", "), SOURCES[fn])
   end
+  f:close()
 end
 
 -- Full paths of the files of a split, each checked to exist (the first missing one is named).

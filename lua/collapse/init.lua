@@ -1,7 +1,10 @@
 --- collapse: neural collapse with batch normalization and weight decay.
 -- local collapse = require("collapse")   -- sets no globals
 -- Tensors live in C (csrc/core); this file adds defaults, printing and the submodules.
+-- The BLAS kernel is chosen before collapse.core loads OpenBLAS (see collapse.blas_select).
+local blas_choice = require("collapse.blas_select").select()
 local core = require("collapse.core")
+local checks = require("collapse.checks")
 
 local collapse = { version = core.version, core = core }
 
@@ -13,7 +16,7 @@ function collapse.default_dtype() return default_dtype end
 
 function collapse.set_default_dtype(dtype)
   if not FLOAT_DTYPES[dtype] then
-    error(("set_default_dtype: expected 'float32' or 'float64', got %s"):format(tostring(dtype)), 2)
+    checks.fail("set_default_dtype", "expected 'float32' or 'float64', got %s", tostring(dtype))
   end
   default_dtype = dtype
 end
@@ -26,7 +29,7 @@ function collapse.manual_seed(seed) default_rng:seed(seed) end
 
 function collapse.rng(seed)
   if seed ~= nil and math.type(seed) ~= "integer" then
-    error(("rng: seed must be an integer, got %s"):format(tostring(seed)), 2)
+    checks.fail("rng", "seed must be an integer, got %s", tostring(seed))
   end
   return core.rng(seed or 0)
 end
@@ -40,30 +43,35 @@ function collapse.arange(n, dtype) return core.arange(n, dtype) end
 
 local function random(fn, name)
   return function(shape, opts)
-    if opts ~= nil and type(opts) ~= "table" then
-      error(("%s: bad argument #2 (options table {dtype=, rng=} expected, got %s)"):format(name, type(opts)), 2)
-    end
-    opts = opts or {}
-    return fn(shape, opts.dtype or default_dtype, opts.rng or default_rng)
+    opts = checks.options(name, opts, { dtype = true, rng = true })
+    return fn(shape, opts.dtype or default_dtype, checks.rng(name, "option rng", opts.rng, true) or default_rng)
   end
 end
 collapse.randn = random(core.randn, "randn")
 collapse.rand = random(core.rand, "rand")
 
 function collapse.is_tensor(x) return getmetatable(x) == core.tensor_mt end
+--- The metatable of generators made by collapse.rng (for argument checks).
+collapse.rng_mt = core.rng_mt
 
 -- BLAS ---------------------------------------------------------------------------
 local hinted = false
---- OpenBLAS configuration, chosen kernel ("core"), thread count and CPU features.
--- The first call warns on stderr when a generic kernel runs on an AVX2/AVX-512 CPU.
+--- OpenBLAS configuration, the kernel that runs ("core"), why it runs (selected_by = "collapse",
+-- "user" or "openblas", and reason), thread count and CPU features. The first call warns on
+-- stderr when a generic kernel still runs on an AVX2/AVX-512 CPU (opt-out or loaded too early).
 function collapse.blas_info()
   local info = core.blas_info()
+  info.selected_by, info.reason = blas_choice.by, blas_choice.reason
+  info.openblas_pick, info.cpu_best = blas_choice.openblas_pick, blas_choice.cpu_best
+  if blas_choice.core and info.core:lower() ~= blas_choice.core:lower() then
+    info.reason = info.reason .. (" (but OpenBLAS runs %s)"):format(info.core)
+  end
   if info.generic_core and not hinted then
     hinted = true
-    io.stderr:write(("collapse: OpenBLAS runs its generic '%s' kernel on a CPU with %s; matrix products "
+    io.stderr:write(("collapse: OpenBLAS runs its generic '%s' kernel on a CPU with %s (%s); matrix products "
       .. "may be several times faster with OPENBLAS_CORETYPE=%s set in the environment "
-      .. "(see README, Performance)\n"):format(info.core, info.cpu_avx512 and "AVX-512" or "AVX2",
-      info.cpu_avx512 and "SkylakeX" or "Haswell"))
+      .. "(see README, Performance)\n"):format(info.core, info.cpu_avx512 and "AVX-512" or "AVX2", info.reason,
+      info.cpu_best))
   end
   return info
 end
@@ -114,10 +122,10 @@ function collapse.load(path) return require("collapse.checkpoint").load(path) en
 
 --- collapse.experiment{...}:run() and collapse.sweep{...}: see docs/experiments.md.
 function collapse.experiment(spec) return require("collapse.experiment")(spec) end
-function collapse.sweep(spec) return require("collapse.sweep")(spec) end
+function collapse.sweep(spec, opts) return require("collapse.sweep")(spec, opts) end
 
 -- Submodules load on first use: collapse.nn, collapse.optim, collapse.data, collapse.nc, ...
-local SUBMODULES = { nn = true, optim = true, data = true, nc = true, io = true,
+local SUBMODULES = { nn = true, optim = true, data = true, nc = true, checks = true,
   report = true, json = true, cli = true, checkpoint = true, fs = true, models = true, demo = true }
 setmetatable(collapse, {
   __index = function(t, k)

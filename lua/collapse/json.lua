@@ -2,6 +2,10 @@
 -- Arrays are tables with keys 1..n; NaN and infinities are written as null.
 local json = {}
 
+-- Arrays/objects nest at most this deep, both ways: a crafted "[[[[..." is a clear error, not a
+-- Lua stack overflow, and encode never writes what decode refuses.
+local MAX_DEPTH = 200
+
 local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
   ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
 
@@ -32,7 +36,8 @@ local function encode(v, indent, depth, seen)
     return s
   elseif ty == "string" then return encode_string(v)
   elseif ty == "table" then
-    if seen[v] then error("json.encode: cyclic table", 0) end
+    if seen[v] then error("json.encode: cyclic table (a table that contains itself)", 0) end
+    if depth >= MAX_DEPTH then error(("json.encode: tables nested deeper than %d levels"):format(MAX_DEPTH), 0) end
     seen[v] = true
     local nl, pad, pad_in = "", "", ""
     if indent then nl = "\n"; pad = (" "):rep(indent * depth); pad_in = (" "):rep(indent * (depth + 1)) end
@@ -101,9 +106,13 @@ local function decode_string(s, pos)
   end
 end
 
-function decode_value(s, pos)
+function decode_value(s, pos, depth)
   pos = skip(s, pos)
   local c = s:sub(pos, pos)
+  if (c == "{" or c == "[") and depth >= MAX_DEPTH then
+    decode_error(s, pos, ("nesting deeper than %d levels"):format(MAX_DEPTH))
+  end
+  if c == "" then decode_error(s, pos, "unexpected end of text, expected a value") end
   if c == "{" then
     local obj = {}
     pos = skip(s, pos + 1)
@@ -115,7 +124,7 @@ function decode_value(s, pos)
       pos = skip(s, pos)
       if s:sub(pos, pos) ~= ":" then decode_error(s, pos, "expected ':'") end
       local v
-      v, pos = decode_value(s, pos + 1)
+      v, pos = decode_value(s, pos + 1, depth + 1)
       if v ~= json.null then obj[k] = v end
       pos = skip(s, pos)
       local d = s:sub(pos, pos)
@@ -129,7 +138,7 @@ function decode_value(s, pos)
     if s:sub(pos, pos) == "]" then return arr, pos + 1 end
     while true do
       local v
-      v, pos = decode_value(s, pos)
+      v, pos = decode_value(s, pos, depth + 1)
       arr[#arr + 1] = v
       pos = skip(s, pos)
       local d = s:sub(pos, pos)
@@ -143,7 +152,11 @@ function decode_value(s, pos)
   elseif s:sub(pos, pos + 3) == "null" then return json.null, pos + 4
   else
     local num = s:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
-    if not num or num == "" then decode_error(s, pos, "unexpected character '" .. c .. "'") end
+    if not num or num == "" then
+      -- a control or non-ASCII byte is shown by its code, never raw inside the message
+      decode_error(s, pos, "unexpected character " .. (c:match("^[%g ]$") and ("'" .. c .. "'")
+        or ("byte 0x%02x"):format(c:byte())))
+    end
     local v = tonumber(num)
     if v == nil then decode_error(s, pos, "bad number '" .. num .. "'") end
     return v, pos + #num
@@ -153,7 +166,7 @@ end
 --- Decodes a JSON text; null becomes nil in objects and json.null in arrays.
 function json.decode(s)
   if type(s) ~= "string" then error("json.decode: string expected, got " .. type(s), 2) end
-  local v, pos = decode_value(s, 1)
+  local v, pos = decode_value(s, 1, 0)
   pos = skip(s, pos)
   if pos <= #s then decode_error(s, pos, "trailing characters") end
   return v

@@ -107,6 +107,8 @@ function nc.measure_model(model, dataset, opts)
 end
 
 nc.measure_layers = require("collapse.nc.layers").measure_layers
+local nc_stats = require("collapse.nc.stats")
+nc.stats, nc.load_stats, nc.merge_stats = nc_stats.new, nc_stats.load, nc_stats.merge
 
 local function check_lambda_classes(fn, lambda, classes)
   if type(lambda) ~= "number" or lambda ~= lambda or lambda <= 0 then
@@ -236,5 +238,7 @@ function nc.not_applicable(lambda, classes, loss)
   return { guaranteed = false, applicable = false, reason = "not applicable (weight decay 0)", lambda = lambda,
     classes = classes, loss = loss }
 end
+
+nc.decompose = require("collapse.decompose") -- epsilon split into the proof chain
 
 return nc

@@ -27,8 +27,12 @@ local function load_runs(dir)
   if #files == 0 then files = list_json(dir) end
   for _, f in ipairs(files) do
     local ok, r = pcall(json.decode, fs.read(f) or "")
-    if ok and type(r) == "table" and r.finished and r.final then
+    -- a results folder is data from anywhere: keep only runs of the expected shape
+    if ok and type(r) == "table" and r.finished and type(r.final) == "table" then
       r.file = f
+      r.grid = type(r.grid) == "table" and r.grid or {}
+      r.history = type(r.history) == "table" and r.history or {}
+      if type(r.final.bound) ~= "table" then r.final.bound = nil end
       runs[#runs + 1] = r
     end
   end
@@ -36,13 +40,22 @@ local function load_runs(dir)
 end
 
 local function html_escape(s)
-  return (tostring(s):gsub("&", "&amp;"):gsub("<", "&lt;"):gsub(">", "&gt;"):gsub('"', "&quot;"))
+  return (tostring(s):gsub("&", "&amp;"):gsub("<", "&lt;"):gsub(">", "&gt;"):gsub('"', "&quot;"):gsub("'", "&#39;"))
 end
 
+--- A gnuplot string literal for any text. Single-quoted strings are the only ones gnuplot takes
+-- literally: no backquote command substitution, no backslash escapes, no @macros; a quote is
+-- doubled. Control characters (a newline would end the command) become spaces.
+local function gp_string(s)
+  return "'" .. tostring(s):gsub("%c", " "):gsub("'", "''") .. "'"
+end
+report.gp_string = gp_string
+
+-- A table cell: numbers formatted, anything else (a string from a crafted file) escaped.
 local function fmt(v)
   if v == nil then return "" end
   if type(v) == "number" then return ("%.4g"):format(v) end
-  return tostring(v)
+  return html_escape(tostring(v))
 end
 
 local function has_gnuplot()
@@ -78,9 +91,14 @@ local function sweep_plots(outdir, runs, keys, x_key)
   local series_keys = {}
   for _, k in ipairs(keys) do if k ~= x_key then series_keys[#series_keys + 1] = k end end
   local groups, order = {}, {}
+  local numeric = {}
+  for _, r in ipairs(runs) do
+    if type(r.grid[x_key]) == "number" then numeric[#numeric + 1] = r end
+  end
+  runs = numeric
   for _, r in ipairs(runs) do
     local parts = {}
-    for _, k in ipairs(series_keys) do parts[#parts + 1] = k .. "=" .. tostring(r.grid[k]) end
+    for _, k in ipairs(series_keys) do parts[#parts + 1] = tostring(k) .. "=" .. tostring(r.grid[k]) end
     local name = #parts > 0 and table.concat(parts, " ") or "all"
     if not groups[name] then groups[name] = {}; order[#order + 1] = name end
     local x = r.grid[x_key]
@@ -97,9 +115,9 @@ local function sweep_plots(outdir, runs, keys, x_key)
   local plots = {}
   for _, pm in ipairs(PLOT_METRICS) do
     local any = false
-    local gp = { ("set title %q"):format(pm.title), ("set xlabel %q"):format(x_key:gsub("_", " ")),
+    local gp = { "set title " .. gp_string(pm.title), "set xlabel " .. gp_string((x_key:gsub("_", " "))),
       "set logscale x", "set key below", "set grid", "set offsets 0, 0, graph 0.05, graph 0.05",
-      xrange, "set terminal pngcairo size 760,420 noenhanced", ("set output %q"):format(pm.key .. ".png") }
+      xrange, "set terminal pngcairo size 760,420 noenhanced", "set output " .. gp_string(pm.key .. ".png") }
     local plot_cmds = {}
     for si, name in ipairs(order) do
       local dat, has_bound = {}, false
@@ -125,11 +143,12 @@ local function sweep_plots(outdir, runs, keys, x_key)
         end
       end
       local file = ("%s_s%d.dat"):format(pm.key, si)
-      write(outdir .. "/" .. file, "# " .. x_key .. " mean stderr bound\n" .. table.concat(dat, "\n") .. "\n")
-      plot_cmds[#plot_cmds + 1] = ("%q using 1:2:3 with yerrorlines lw 2 lc %d title %q"):format(file, si, name)
+      write(outdir .. "/" .. file, "# " .. x_key:gsub("%c", " ") .. " mean stderr bound\n" .. table.concat(dat, "\n") .. "\n")
+      plot_cmds[#plot_cmds + 1] = ("%s using 1:2:3 with yerrorlines lw 2 lc %d title %s"):format(gp_string(file), si,
+        gp_string(name))
       if pm.bound and has_bound then
-        plot_cmds[#plot_cmds + 1] = ("%q using 1:4 with lines dt 2 lc %d title %q"):format(file, si,
-          "certified bound, " .. name)
+        plot_cmds[#plot_cmds + 1] = ("%s using 1:4 with lines dt 2 lc %d title %s"):format(gp_string(file), si,
+          gp_string("certified bound, " .. name))
       end
     end
     if any then
@@ -149,19 +168,22 @@ local function epoch_plots(outdir, runs)
     for i, r in ipairs(runs) do
       local dat = {}
       for _, h in ipairs(r.history or {}) do
-        if type(h[key]) == "number" then dat[#dat + 1] = ("%d %.10g"):format(h.epoch, h[key]) end
+        if type(h) == "table" and math.type(h.epoch) == "integer" and type(h[key]) == "number" then
+          dat[#dat + 1] = ("%d %.10g"):format(h.epoch, h[key])
+        end
       end
       if #dat > 1 then
         any = true
         local file = ("epoch_%s_r%d.dat"):format(key, i)
         write(outdir .. "/" .. file, table.concat(dat, "\n") .. "\n")
-        cmds[#cmds + 1] = ("%q using 1:2 with linespoints title %q"):format(file, r.run_id or r.name or ("run " .. i))
+        cmds[#cmds + 1] = ("%s using 1:2 with linespoints title %s"):format(gp_string(file),
+          gp_string(r.run_id or r.name or ("run " .. i)))
       end
     end
     if any and #cmds <= 24 then
-      local gp = { ("set title %q"):format(key:gsub("_", " ") .. " by epoch"), 'set xlabel "epoch"', "set grid",
+      local gp = { "set title " .. gp_string(key:gsub("_", " ") .. " by epoch"), "set xlabel 'epoch'", "set grid",
         "set key outside right font ',8'", "set terminal pngcairo size 1000,440 noenhanced",
-        ("set output %q"):format("epoch_" .. key .. ".png"), "plot " .. table.concat(cmds, ", \\\n     ") }
+        "set output " .. gp_string("epoch_" .. key .. ".png"), "plot " .. table.concat(cmds, ", \\\n     ") }
       write(outdir .. "/epoch_" .. key .. ".gp", table.concat(gp, "\n") .. "\n")
       plots[#plots + 1] = { file = "epoch_" .. key .. ".png", script = "epoch_" .. key .. ".gp",
         title = key:gsub("_", " ") .. " by epoch" }
@@ -173,75 +195,48 @@ end
 local TABLE_COLS = { "train_loss", "train_accuracy", "intra_cos", "inter_cos", "feature_norm", "nc1", "etf_error",
   "regularized_loss", "test_accuracy" }
 
---- Builds DIR/report/index.html. Returns the path and a list of messages.
-function report.build(dir, opts)
-  opts = opts or {}
-  local runs = load_runs(dir)
-  if #runs == 0 then
-    error(("report: no finished run found in '%s' (expected run JSON files or a sweep folder)"):format(dir), 0)
+-- The grid keys of a sweep folder (sweep.json), [] for a single run; a corrupt file names itself.
+local function sweep_keys(dir)
+  local path = dir .. "/sweep.json"
+  local text = fs.read(path)
+  if not text then return {} end
+  local ok, s = pcall(json.decode, text)
+  if not ok then error(("report: %s is not valid JSON: %s"):format(path, s), 0) end
+  if type(s) ~= "table" or (s.keys ~= nil and type(s.keys) ~= "table") then
+    error(("report: %s: expected an object with a list of grid keys"):format(path), 0)
   end
-  local outdir = dir .. "/report"
-  fs.mkdir(outdir)
-  local sweep = fs.read(dir .. "/sweep.json")
   local keys = {}
-  if sweep then keys = json.decode(sweep).keys or {} end
-  local x_key = opts.x
-  if not x_key then
-    for _, k in ipairs(keys) do if k == "weight_decay" then x_key = k end end
+  for i, k in ipairs(s.keys or {}) do
+    if type(k) ~= "string" then error(("report: %s: grid key %d is a %s, expected a string"):format(path, i, type(k)), 0) end
+    keys[i] = k
   end
-  local plots = {}
-  if x_key then
-    for _, p in ipairs(sweep_plots(outdir, runs, keys, x_key)) do plots[#plots + 1] = p end
-  end
-  for _, p in ipairs(epoch_plots(outdir, runs)) do plots[#plots + 1] = p end
+  return keys
+end
+
+-- Renders every plot script with gnuplot (the scripts hold only single-quoted literals, see
+-- gp_string; paths go through shell_quote). Returns whether all rendered and the messages.
+local function render(outdir, plots)
   local messages = {}
-  local rendered = false
-  if has_gnuplot() then
-    rendered = true
-    for _, p in ipairs(plots) do
-      local ok = os.execute(("cd %s && gnuplot %s 2>/dev/null"):format(shell_quote(outdir), shell_quote(p.script)))
-      if not ok then rendered = false; messages[#messages + 1] = "gnuplot failed on " .. p.script end
-    end
-  else
-    messages[#messages + 1] = ("gnuplot not found: the plot data and scripts are in %s; render them with "
+  if not has_gnuplot() then
+    messages[1] = ("gnuplot not found: the plot data and scripts are in %s; render them with "
       .. "`apt-get install gnuplot-nox && cd %s && for f in *.gp; do gnuplot \"$f\"; done`"):format(outdir, outdir)
+    return false, messages
   end
-  -- HTML
-  local h = { "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-    "<title>collapse report: " .. html_escape(dir) .. "</title>",
-    "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
-      .. "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}"
-      .. "figure{display:inline-block;width:48%;margin:0.5%;vertical-align:top}"
-      .. "img{width:100%;border:1px solid #ddd}.bad{color:#a00}</style>",
-    "</head><body>", "<h1>collapse report</h1>",
-    ("<p>%d run(s) from <code>%s</code>%s.</p>"):format(#runs, html_escape(dir),
-      x_key and (", plotted against " .. html_escape(x_key)) or "") }
-  for _, m in ipairs(messages) do h[#h + 1] = '<p class="bad">' .. html_escape(m) .. "</p>" end
-  if rendered then
-    h[#h + 1] = "<h2>Plots</h2>"
-    for _, p in ipairs(plots) do
-      h[#h + 1] = ('<figure><img src="%s" alt="%s"><figcaption>%s</figcaption></figure>'):format(p.file,
-        html_escape(p.title), html_escape(p.title))
-    end
+  local rendered = true
+  for _, p in ipairs(plots) do
+    local ok = os.execute(("cd %s && gnuplot %s 2>/dev/null"):format(shell_quote(outdir), shell_quote(p.script)))
+    if not ok then rendered = false; messages[#messages + 1] = "gnuplot failed on " .. p.script end
   end
-  h[#h + 1] = "<h2>Final values</h2><table><tr><th>run</th>"
-  for _, c in ipairs(TABLE_COLS) do h[#h + 1] = "<th>" .. c .. "</th>" end
-  h[#h + 1] = "<th>certified intra &ge;</th><th>certified inter &le;</th><th>bound</th></tr>"
-  for _, r in ipairs(runs) do
-    local row = { "<tr><td>" .. html_escape(r.run_id or r.name or "run") .. "</td>" }
-    for _, c in ipairs(TABLE_COLS) do row[#row + 1] = "<td>" .. fmt(r.final[c]) .. "</td>" end
-    local b = r.final.bound or {}
-    row[#row + 1] = "<td>" .. (b.guaranteed and fmt(b.intra_cos_min) or "") .. "</td>"
-    row[#row + 1] = "<td>" .. (b.guaranteed and fmt(b.inter_cos_max) or "") .. "</td>"
-    row[#row + 1] = "<td>" .. html_escape(b.guaranteed and "guaranteed" or (b.reason or "")) .. "</td></tr>"
-    h[#h + 1] = table.concat(row)
-  end
-  h[#h + 1] = "</table>"
-  if fs.exists(dir .. "/sweep.csv") then
-    h[#h + 1] = '<p>All numbers: <a href="../sweep.csv">sweep.csv</a>.</p>'
-  end
-  -- Marks the page with how many images loaded (read by the browser test, shown when some fail).
-  h[#h + 1] = [[<script>
+  return rendered, messages
+end
+
+local STYLE = "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;"
+  .. "font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#eee}"
+  .. "figure{display:inline-block;width:48%;margin:0.5%;vertical-align:top}"
+  .. "img{width:100%;border:1px solid #ddd}.bad{color:#a00}</style>"
+
+-- Marks the page with how many images loaded (read by the browser test, shown when some fail).
+local IMAGE_CHECK = [[<script>
 window.addEventListener("load", function () {
   var imgs = document.images, ok = 0;
   for (var i = 0; i < imgs.length; i++) if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++;
@@ -254,9 +249,73 @@ window.addEventListener("load", function () {
   }
 });
 </script>]]
+
+-- The final-values table: every value from the run files is escaped (fmt, html_escape).
+local function final_table(runs)
+  local h = { "<h2>Final values</h2><table><tr><th>run</th>" }
+  for _, c in ipairs(TABLE_COLS) do h[#h + 1] = "<th>" .. c .. "</th>" end
+  h[#h + 1] = "<th>certified intra &ge;</th><th>certified inter &le;</th><th>bound</th></tr>"
+  for _, r in ipairs(runs) do
+    local row = { "<tr><td>" .. html_escape(r.run_id or r.name or "run") .. "</td>" }
+    for _, c in ipairs(TABLE_COLS) do row[#row + 1] = "<td>" .. fmt(r.final[c]) .. "</td>" end
+    local b = r.final.bound or {}
+    row[#row + 1] = "<td>" .. (b.guaranteed and fmt(b.intra_cos_min) or "") .. "</td>"
+    row[#row + 1] = "<td>" .. (b.guaranteed and fmt(b.inter_cos_max) or "") .. "</td>"
+    row[#row + 1] = "<td>" .. html_escape(b.guaranteed and "guaranteed" or (b.reason or "")) .. "</td></tr>"
+    h[#h + 1] = table.concat(row)
+  end
+  h[#h + 1] = "</table>"
+  return table.concat(h, "\n")
+end
+
+local function page(dir, runs, x_key, plots, rendered, messages)
+  local h = { "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+    "<title>collapse report: " .. html_escape(dir) .. "</title>", STYLE, "</head><body>", "<h1>collapse report</h1>",
+    ("<p>%d run(s) from <code>%s</code>%s.</p>"):format(#runs, html_escape(dir),
+      x_key and (", plotted against " .. html_escape(x_key)) or "") }
+  for _, m in ipairs(messages) do h[#h + 1] = '<p class="bad">' .. html_escape(m) .. "</p>" end
+  if rendered then
+    h[#h + 1] = "<h2>Plots</h2>"
+    for _, p in ipairs(plots) do
+      h[#h + 1] = ('<figure><img src="%s" alt="%s"><figcaption>%s</figcaption></figure>'):format(
+        html_escape(p.file), html_escape(p.title), html_escape(p.title))
+    end
+  end
+  h[#h + 1] = final_table(runs)
+  if fs.exists(dir .. "/sweep.csv") then
+    h[#h + 1] = '<p>All numbers: <a href="../sweep.csv">sweep.csv</a>.</p>'
+  end
+  h[#h + 1] = IMAGE_CHECK
   h[#h + 1] = "</body></html>"
+  return table.concat(h, "\n") .. "\n"
+end
+
+--- Builds DIR/report/index.html. Returns the path and a list of messages. Everything in DIR is
+-- treated as hostile data: no string from it reaches a shell or gnuplot unquoted, or the page unescaped.
+function report.build(dir, opts)
+  opts = opts or {}
+  if type(dir) ~= "string" or dir == "" then
+    error("report.build: bad argument #1 (folder path expected, got " .. type(dir) .. ")", 2)
+  end
+  local runs = load_runs(dir)
+  if #runs == 0 then
+    error(("report: no finished run found in '%s' (expected run JSON files or a sweep folder)"):format(dir), 0)
+  end
+  local keys = sweep_keys(dir)
+  local outdir = dir .. "/report"
+  fs.mkdir(outdir)
+  local x_key = opts.x
+  if not x_key then
+    for _, k in ipairs(keys) do if k == "weight_decay" then x_key = k end end
+  end
+  local plots = {}
+  if x_key then
+    for _, p in ipairs(sweep_plots(outdir, runs, keys, x_key)) do plots[#plots + 1] = p end
+  end
+  for _, p in ipairs(epoch_plots(outdir, runs)) do plots[#plots + 1] = p end
+  local rendered, messages = render(outdir, plots)
   local index = outdir .. "/index.html"
-  write(index, table.concat(h, "\n") .. "\n")
+  write(index, page(dir, runs, x_key, plots, rendered, messages))
   return index, messages
 end
 

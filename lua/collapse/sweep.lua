@@ -4,6 +4,8 @@
 -- an experiment field (epochs, batch_size, ...) overrides that; every grid key and the seed reach
 -- model(cfg) through cfg. Each finished run is written atomically to <out>/runs/<id>.json, so a
 -- rerun skips finished runs and redoes missing or partial ones; <out>/sweep.csv tabulates them.
+-- collapse.sweep(spec, {jobs = N, worker = fn}) runs the points in N worker processes
+-- (collapse.jobs), {task = i} runs point i only; sweep.list(spec) says which points are done.
 local collapse = require("collapse")
 local json = require("collapse.json")
 local fs = require("collapse.fs")
@@ -14,7 +16,10 @@ local OPTIMIZER_KEYS = { lr = true, weight_decay = true, momentum = true, betas 
 local TOP_LEVEL_KEYS = { epochs = true, batch_size = true, measure_every = true, lambda = true }
 local SWEEP_FIELDS = { experiment = true, grid = true, seeds = true, out = true, progress = true, columns = true }
 
-local function fail(msg, ...) error(("sweep: " .. msg):format(...), 3) end
+-- Errors point at the user's call: validate is called by sweep / list (level 4), run_task is
+-- tail-called by sweep (level 3).
+local function fail_at(level, msg, ...) error(("sweep: " .. msg):format(...), level) end
+local function fail(msg, ...) fail_at(5, msg, ...) end
 
 local function sorted_keys(t)
   local keys = {}
@@ -72,13 +77,15 @@ local function csv_cell(v)
   return s
 end
 
+-- No timing column: the table of a sweep is the same bit for bit however its points were run
+-- (sequentially, --jobs, Slurm array tasks); wall times stay in each run's JSON.
 local function write_csv(path, keys, results)
   local header = {}
   for _, k in ipairs(keys) do header[#header + 1] = k end
   header[#header + 1] = "seed"
   for _, m in ipairs(CSV_METRICS) do header[#header + 1] = m end
   for _, m in ipairs({ "bound_guaranteed", "bound_intra_cos_min", "bound_inter_cos_max", "bound_epsilon",
-    "seconds", "run_id" }) do header[#header + 1] = m end
+    "run_id" }) do header[#header + 1] = m end
   local lines = { table.concat(header, ",") }
   for _, r in ipairs(results) do
     local row = {}
@@ -90,7 +97,6 @@ local function write_csv(path, keys, results)
     row[#row + 1] = csv_cell(b.intra_cos_min)
     row[#row + 1] = csv_cell(b.inter_cos_max)
     row[#row + 1] = csv_cell(b.epsilon)
-    row[#row + 1] = csv_cell(r.seconds)
     row[#row + 1] = csv_cell(r.run_id)
     lines[#lines + 1] = table.concat(row, ",")
   end
@@ -106,7 +112,7 @@ local function load_finished(path)
   return nil
 end
 
-return function(spec)
+local function validate(spec)
   if type(spec) ~= "table" then fail("expected a table spec, got %s", type(spec)) end
   for k in pairs(spec) do
     if not SWEEP_FIELDS[k] then fail("unknown field '%s' (experiment, grid, seeds, out, progress)", tostring(k)) end
@@ -118,60 +124,161 @@ return function(spec)
     if type(k) ~= "string" then fail("grid keys must be strings") end
     if type(v) ~= "table" or #v == 0 then fail("grid entry '%s' must be a non-empty list of values", k) end
   end
+end
+
+--- The points of a sweep in run order: {runs = {{index, id, point, seed, path}, ...}, keys, seeds}.
+local function plan(spec)
   local seeds = spec.seeds or { spec.experiment.seed or 0 }
+  if type(seeds) ~= "table" or #seeds == 0 then fail("field 'seeds' must be a non-empty list of integers, got %s", type(seeds)) end
+  for i, s in pairs(seeds) do
+    if math.type(i) ~= "integer" or math.type(s) ~= "integer" then
+      fail("field 'seeds' must be a list of integers, entry %s is %s", tostring(i), tostring(s))
+    end
+  end
   local runs, keys = points(spec.grid, seeds)
-  fs.mkdir(spec.out .. "/runs")
-  local progress = spec.progress
-  if progress == nil then progress = core.isatty(1) end
-  local results = {}
-  local t0 = core.clock()
-  local done_now = 0
   for i, run in ipairs(runs) do
-    local path = spec.out .. "/runs/" .. run.id:gsub("[^%w%._=%-]", "_") .. ".json"
-    local r = load_finished(path)
+    run.index = i
+    run.path = spec.out .. "/runs/" .. run.id:gsub("[^%w%._=%-]", "_") .. ".json"
+  end
+  return { runs = runs, keys = keys, seeds = seeds }
+end
+
+-- The experiment spec of one point: grid values override optimiser options, top-level fields, cfg.
+local function point_spec(spec, run)
+  local e = {}
+  for k, v in pairs(spec.experiment) do e[k] = v end
+  local opt = {}
+  for k, v in pairs(spec.experiment.optimizer or {}) do opt[k] = v end
+  local cfg = {}
+  for k, v in pairs(spec.experiment.config or {}) do cfg[k] = v end
+  for k, v in pairs(run.point) do
+    cfg[k] = v
+    if OPTIMIZER_KEYS[k] then opt[k] = v end
+    if TOP_LEVEL_KEYS[k] then e[k] = v end
+  end
+  e.optimizer, e.config, e.seed, e.run_id, e.out = opt, cfg, run.seed, run.id, nil
+  -- one line per run here; per-epoch lines only when the experiment spec asks for them
+  if e.progress == nil then e.progress = false end
+  return e
+end
+
+--- The progress line of a finished run (also printed by the parent of worker processes).
+local function done_line(r)
+  local f = r.final
+  return ("        done in %.1f s: loss %.4g, train accuracy %.4f%s"):format(r.seconds, f.train_loss,
+    f.train_accuracy, require("collapse.experiment").collapse_summary(f, ", "))
+end
+
+--- Trains one point and writes its JSON atomically; returns the result.
+local function run_point(spec, run)
+  local r = collapse.experiment(point_spec(spec, run)):run()
+  r.model = nil
+  r.grid = run.point
+  fs.write_atomic(run.path, json.encode(r, { indent = 1 }) .. "\n")
+  return r
+end
+
+-- <out>/sweep.csv and <out>/sweep.json from the results in run order.
+local function finish(spec, p, results)
+  local csv = spec.out .. "/sweep.csv"
+  write_csv(csv, p.keys, results)
+  local summary = { grid = spec.grid, keys = p.keys, seeds = p.seeds, runs = #p.runs, csv = csv }
+  fs.write_atomic(spec.out .. "/sweep.json", json.encode(summary, { indent = 1 }) .. "\n")
+  return { runs = results, csv = csv, out = spec.out, keys = p.keys }
+end
+
+-- Every run's finished result (read back from its JSON), or nil and the first missing run.
+local function collect(p)
+  local results = {}
+  for _, run in ipairs(p.runs) do
+    local r = load_finished(run.path)
+    if not r then return nil, run end
+    r.grid = r.grid or run.point
+    r.path = run.path
+    results[#results + 1] = r
+  end
+  return results
+end
+
+local function eta(t0, done_now, left)
+  if done_now == 0 then return "" end
+  return ("  (about %.0f s left)"):format((core.clock() - t0) / done_now * left)
+end
+
+-- All points, in this process, one after the other.
+local function run_sequential(spec, p, progress)
+  local results, t0, done_now, n = {}, core.clock(), 0, #p.runs
+  for i, run in ipairs(p.runs) do
+    local r = load_finished(run.path)
     if r then
-      if progress then print(("[%d/%d] %s: finished earlier, skipped"):format(i, #runs, run.id)) end
+      if progress then print(("[%d/%d] %s: finished earlier, skipped"):format(i, n, run.id)) end
     else
-      local e = {}
-      for k, v in pairs(spec.experiment) do e[k] = v end
-      local opt = {}
-      for k, v in pairs(spec.experiment.optimizer or {}) do opt[k] = v end
-      local cfg = {}
-      for k, v in pairs(spec.experiment.config or {}) do cfg[k] = v end
-      for k, v in pairs(run.point) do
-        cfg[k] = v
-        if OPTIMIZER_KEYS[k] then opt[k] = v end
-        if TOP_LEVEL_KEYS[k] then e[k] = v end
-      end
-      e.optimizer, e.config, e.seed, e.run_id, e.out = opt, cfg, run.seed, run.id, nil
-      -- one line per run here; per-epoch lines only when the experiment spec asks for them
-      if e.progress == nil then e.progress = false end
-      if progress then
-        local eta = ""
-        if done_now > 0 then
-          local per = (core.clock() - t0) / done_now
-          eta = ("  (about %s left)"):format(("%.0f s"):format(per * (#runs - i + 1)))
-        end
-        print(("[%d/%d] %s%s"):format(i, #runs, run.id, eta))
-      end
-      r = collapse.experiment(e):run()
-      r.model = nil
-      if progress then
-        local f = r.final
-        print(("        done in %.1f s: loss %.4g, train accuracy %.4f%s"):format(r.seconds, f.train_loss,
-          f.train_accuracy, f.intra_cos and (", intra %.4f, inter %.4f"):format(f.intra_cos, f.inter_cos) or ""))
-      end
-      r.grid = run.point
-      fs.write_atomic(path, json.encode(r, { indent = 1 }) .. "\n")
+      if progress then print(("[%d/%d] %s%s"):format(i, n, run.id, eta(t0, done_now, n - i + 1))) end
+      r = run_point(spec, run)
+      if progress then print(done_line(r)) end
       done_now = done_now + 1
     end
     r.grid = r.grid or run.point
-    r.path = path
+    r.path = run.path
     results[#results + 1] = r
   end
-  local csv = spec.out .. "/sweep.csv"
-  write_csv(csv, keys, results)
-  local summary = { grid = spec.grid, keys = keys, seeds = seeds, runs = #runs, csv = csv }
-  fs.write_atomic(spec.out .. "/sweep.json", json.encode(summary, { indent = 1 }) .. "\n")
-  return { runs = results, csv = csv, out = spec.out, keys = keys }
+  return results
 end
+
+-- Point `task` only; the table is written when every point is then finished (by whichever task
+-- sees that last: each writes its JSON before it looks, so the table is always complete).
+local function run_task(spec, p, task, progress)
+  local n = #p.runs
+  if math.type(task) ~= "integer" or task < 1 or task > n then
+    fail_at(3, "task %s is outside 1..%d (the sweep has %d points; `collapse run FILE --list` shows them)",
+      tostring(task), n, n)
+  end
+  local run = p.runs[task]
+  if load_finished(run.path) then
+    if progress then print(("[%d/%d] %s: finished earlier, skipped"):format(task, n, run.id)) end
+  else
+    if progress then print(("[%d/%d] %s"):format(task, n, run.id)) end
+    local r = run_point(spec, run)
+    if progress then print(done_line(r)) end
+  end
+  local results = collect(p)
+  if results then return finish(spec, p, results) end
+  return { runs = {}, out = spec.out, keys = p.keys, task = task, partial = true }
+end
+
+local M = { plan = plan, done_line = done_line, load_finished = load_finished, eta = eta }
+
+--- The points and their state: {{index = i, id = ..., state = "done" | "missing"}, ...}.
+function M.list(spec)
+  validate(spec)
+  local p = plan(spec)
+  local out = {}
+  for i, run in ipairs(p.runs) do
+    out[i] = { index = i, id = run.id, state = load_finished(run.path) and "done" or "missing", path = run.path }
+  end
+  return out
+end
+
+--- collapse.sweep(spec [, opts]): opts.task = i runs point i only; opts.jobs = N (> 1) with
+-- opts.worker = function(index) -> argv runs the missing points in N worker processes.
+local function sweep(spec, opts)
+  validate(spec)
+  opts = opts or {}
+  local p = plan(spec)
+  fs.mkdir(spec.out .. "/runs")
+  local progress = spec.progress
+  if progress == nil then progress = core.isatty(1) end
+  if opts.task ~= nil then return run_task(spec, p, opts.task, progress) end
+  local results
+  if opts.jobs and opts.jobs > 1 then
+    require("collapse.jobs").run(p, { jobs = opts.jobs, worker = opts.worker, progress = progress })
+    local missing
+    results, missing = collect(p)
+    if not results then fail_at(2, "run %s has no finished result after its worker ended", missing.id) end
+  else
+    results = run_sequential(spec, p, progress)
+  end
+  return finish(spec, p, results)
+end
+
+return setmetatable(M, { __call = function(_, spec, opts) return sweep(spec, opts) end })

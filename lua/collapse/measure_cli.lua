@@ -1,0 +1,181 @@
+--- `collapse measure`: the collapse metrics of features stored in files (issue 13), streamed in
+-- chunks of rows (memory O(C d)), optionally sharded, with the bound and the model-free
+-- certificate when the weight decay and the loss are given. See docs/metrics.md, "From files".
+local collapse = require("collapse")
+local core = require("collapse.core")
+local json = require("collapse.json")
+local fs = require("collapse.fs")
+
+local M = {}
+
+M.USAGE = [[
+usage: collapse measure FEATURES LABELS [options]
+       collapse measure --shard F1 L1 --shard F2 L2 ... [options]
+  FEATURES: [N x d] float32/float64 .npy (streamed by rows) or .csv; LABELS: [N] integer .npy/.csv
+  --label-base 0|1      first class label (default 0, as numpy/PyTorch write them)
+  --classes C           number of classes (default: largest label - base + 1)
+  --classifier W.npy    [C x d] weight: adds the classifier metrics; --bias b.npy [C]
+  --lambda L --loss X   weight decay and regularised loss: the collapse bound (docs/theory.md) and,
+                        with --classifier, the model-free certificate; --no-bn: no last-layer BN
+  --q 0.05              quantile fraction; --json OUT writes every number (atomically)
+]]
+
+local function fail(msg, ...) error(("measure: " .. msg):format(...), 0) end
+
+local VALUED = { label_base = true, classes = true, classifier = true, bias = true, lambda = true, loss = true,
+  json = true, q = true }
+
+local function parse(args)
+  local pos, flags, shards = {}, {}, {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--shard" then
+      if not args[i + 1] or not args[i + 2] then fail("--shard needs FEATURES LABELS") end
+      shards[#shards + 1] = { features = args[i + 1], labels = args[i + 2] }
+      i = i + 3
+    elseif a == "--no-bn" or a == "--help" then
+      flags[a:sub(3):gsub("-", "_")] = true
+      i = i + 1
+    elseif a:match("^%-%-") then
+      local name = a:sub(3):gsub("-", "_")
+      if not VALUED[name] then fail("unknown option '%s'\n%s", a, M.USAGE) end
+      flags[name] = args[i + 1] or fail("%s needs a value", a)
+      i = i + 2
+    else
+      pos[#pos + 1] = a
+      i = i + 1
+    end
+  end
+  if #pos == 2 then table.insert(shards, 1, { features = pos[1], labels = pos[2] })
+  elseif #pos ~= 0 then fail("expected FEATURES LABELS (or --shard F L ...), got %d file names", #pos) end
+  return shards, flags
+end
+
+local function number_flag(flags, name, kind)
+  local v = flags[name]
+  if v == nil then return nil end
+  local n = tonumber(v)
+  if kind == "integer" then n = n and math.tointeger(n) end
+  if n == nil or n ~= n then fail("--%s must be a%s number, got '%s'", name:gsub("_", "-"), kind == "integer" and "n integer" or "", v) end
+  return n
+end
+
+-- A small array file (the classifier) as a float64 tensor.
+local function read_array(path, what)
+  local ok, t = pcall(function()
+    if path:match("%.csv$") or path:match("%.csv%.gz$") then return collapse.data.csv(path, { dtype = "float64" }) end
+    return collapse.data.npy(path)
+  end)
+  if not ok then fail("cannot read %s '%s': %s", what, path, tostring(t)) end
+  return t:to("float64")
+end
+
+-- Two phases over the shards (docs/metrics.md, "Sharded measurement"): pass 1 per shard, merge,
+-- end_pass1, pass 2 per shard from the merged state, merge.
+local function measure_shards(shards, C, d, base, W, b, q)
+  local p1 = {}
+  for i, s in ipairs(shards) do
+    p1[i] = core.nc_stats(C, d, false)
+    if W then p1[i]:set_classifier(W, b) end
+    p1[i]:pass1_files(s.features, s.labels, base)
+  end
+  local merged = collapse.nc.merge_stats(p1)
+  for _, s in ipairs(p1) do s:free() end
+  merged:end_pass1()
+  local p2 = {}
+  for i, s in ipairs(shards) do
+    p2[i] = merged:clone()
+    p2[i]:pass2_files(s.features, s.labels, base)
+  end
+  merged:free()
+  local total = collapse.nc.merge_stats(p2)
+  for _, s in ipairs(p2) do s:free() end
+  local r = total:result(q)
+  total:free()
+  return r
+end
+
+-- The BN bound at the given loss and the model-free certificate from the measured CE (needs W).
+local function certificates(m, W, b, lambda, loss, bn, q)
+  local C = m.classes
+  local n_min = math.huge
+  for _, c in ipairs(m.class_counts) do n_min = math.min(n_min, c) end
+  if lambda == 0 then
+    return collapse.nc.not_applicable(0, C, loss), collapse.nc.not_applicable(0, C, nil)
+  end
+  local bound = collapse.nc.bound{ lambda = lambda, classes = C, loss = loss, per_class = n_min, bn = bn, q = q }
+  local model_free = { guaranteed = false, reason = "needs --classifier (and --bias if the model has one)" }
+  if W then
+    local centred = W - W:mean(1)
+    local l_hat = m.loss + lambda / 2 * (centred:dot(centred) + m.mean_sq_norm + (b and b:dot(b) or 0))
+    local ok, r = pcall(collapse.nc.bound, { lambda = lambda, classes = C, loss = l_hat, per_class = n_min, q = q })
+    model_free = ok and r or { guaranteed = false, reason = tostring(r):gsub("^.-nc.bound: ", "") }
+    model_free.loss = l_hat
+  end
+  return bound, model_free
+end
+
+local ROWS = { "samples", "classes", "dim", "intra_cos", "intra_cos_min", "intra_cos_q", "inter_cos", "inter_cos_max",
+  "inter_cos_q", "feature_norm", "nc1", "variability", "cdnv", "equinorm", "equiangular", "max_cos", "etf_error",
+  "w_equinorm", "self_duality", "ncc_agreement", "accuracy", "loss", "trace_within", "between_energy",
+  "mean_sq_norm" }
+
+local function fmt(v) return type(v) == "number" and ("%.10g"):format(v) or tostring(v) end
+
+local function print_bound(title, bnd)
+  print(("%s: %s"):format(title, bnd.guaranteed and "guaranteed" or "not guaranteed"))
+  if bnd.loss then print(("  %-30s %s"):format("loss", fmt(bnd.loss))) end
+  if bnd.guaranteed then
+    print(("  %-30s %s"):format("intra-class cosine >=", fmt(bnd.intra_cos_min)))
+    print(("  %-30s %s"):format("inter-class cosine <=", fmt(bnd.inter_cos_max)))
+    print(("  %-30s %s"):format("within/between <=", fmt(bnd.variability_max)))
+  else
+    print(("  %-30s %s"):format("reason", bnd.reason))
+  end
+end
+
+function M.run(args)
+  local shards, flags = parse(args)
+  if flags.help then io.stdout:write(M.USAGE) return end
+  if #shards == 0 then fail("needs FEATURES LABELS or --shard F L\n%s", M.USAGE) end
+  local base = number_flag(flags, "label_base", "integer") or 0
+  if base ~= 0 and base ~= 1 then fail("--label-base must be 0 or 1, got %d", base) end
+  local want = number_flag(flags, "classes", "integer") or 0
+  local q = number_flag(flags, "q") or 0.05
+  if q <= 0 or q >= 1 then fail("--q must be in (0, 1), got %s", tostring(q)) end
+  local lambda, loss = number_flag(flags, "lambda"), number_flag(flags, "loss")
+  if (lambda == nil) ~= (loss == nil) then fail("--lambda and --loss go together") end
+  if lambda and lambda < 0 then fail("--lambda must be >= 0, got %s", tostring(lambda)) end
+  if flags.bias and not flags.classifier then fail("--bias needs --classifier") end
+  local C, d, N = want, nil, 0
+  for i, s in ipairs(shards) do
+    local n, dim, c = core.nc_files_info(s.features, s.labels, base, want)
+    if d and dim ~= d then fail("shard %d ('%s') has %d features per row, shard 1 has %d", i, s.features, dim, d) end
+    d, N = dim, N + n
+    if want == 0 then C = math.max(C, c) end
+  end
+  if C < 2 then fail("the labels name %d class%s; at least 2 are needed", C, C == 1 and "" or "es") end
+  local W = flags.classifier and read_array(flags.classifier, "classifier")
+  local b = flags.bias and read_array(flags.bias, "bias")
+  local m = measure_shards(shards, C, d, base, W, b, q)
+  print(("collapse measure: %d samples, %d classes, dim %d, %d shard%s"):format(N, C, d, #shards,
+    #shards == 1 and "" or "s"))
+  for _, k in ipairs(ROWS) do
+    if m[k] ~= nil then print(("  %-30s %s"):format(k, fmt(m[k]))) end
+  end
+  local out = { shards = shards, label_base = base, q = q, metrics = m }
+  if lambda then
+    out.lambda, out.loss = lambda, loss
+    out.bound, out.model_free = certificates(m, W, b, lambda, loss, not flags.no_bn, q)
+    print_bound("bound (BN, Theorem 2)", out.bound)
+    print_bound("model-free certificate", out.model_free)
+  end
+  if flags.json then
+    fs.write_atomic(flags.json, json.encode(out, { indent = 2 }) .. "\n")
+    print("written to " .. flags.json)
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,167 @@
+-- `collapse run FILE --jobs N | --task I | --list`: sweep points in worker processes give the same
+-- result files as a sequential run on one BLAS thread; points are addressed by their 1-based
+-- index; a failing worker fails the sweep with its error and keeps the others' results.
+local json = require("collapse.json")
+local fs = require("collapse.fs")
+local fixture = require("support.fixture")
+
+local CLI = fixture.root .. "/scripts/collapse"
+
+local function tmpdir()
+  local p = io.popen("mktemp -d")
+  local d = p:read("l")
+  p:close()
+  return d
+end
+
+local function listdir(dir)
+  local p = io.popen("ls -1 '" .. dir .. "' 2>/dev/null")
+  local out = {}
+  for l in p:lines() do out[#out + 1] = l end
+  p:close()
+  table.sort(out)
+  return out
+end
+
+-- Runs the command; returns its output and whether it exited 0.
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  local ok = p:close()
+  return out, ok == true
+end
+
+-- A sweep file of 4 tiny points (2 weight decays x 2 seeds); `fail_wd` makes that point's model
+-- factory raise.
+local function sweep_file(dir, fail_wd)
+  local file = dir .. "/sweep.lua"
+  local f = io.open(file, "w")
+  f:write(([[
+local collapse = require("collapse")
+local models = require("collapse.models")
+return {
+  out = %q, seeds = { 1, 2 }, progress = true,
+  grid = { weight_decay = { 1e-4, 1e-3 } },
+  experiment = { data = { train = collapse.data.conic{ n = 400, seed = 3 } }, epochs = 3, batch_size = 64,
+    optimizer = { "Adam", lr = 1e-3 }, schedule = { "paper" },
+    model = function(cfg)
+      if cfg.weight_decay == %s then error("model factory refuses weight_decay " .. cfg.weight_decay) end
+      return models.paper_mlp{ input_dim = cfg.input_dim, classes = cfg.classes, batchnorm = true, width = 48,
+        depth = 3, rng = collapse.rng(cfg.seed) }
+    end },
+}]]):format(dir .. "/out", fail_wd and tostring(fail_wd) or "nil"))
+  f:close()
+  return file
+end
+
+-- Removes timing: every key named "seconds" (run and per-epoch wall time), recursively.
+local function strip_timing(t)
+  if type(t) ~= "table" then return t end
+  t.seconds = nil
+  for _, v in pairs(t) do strip_timing(v) end
+  return t
+end
+
+local function csv_without_seconds(path)
+  local rows, drop = {}, nil
+  for line in io.lines(path) do
+    local cells = {}
+    for c in (line .. ","):gmatch("([^,]*),") do cells[#cells + 1] = c end
+    if not drop then
+      for i, c in ipairs(cells) do if c == "seconds" then drop = i end end
+    end
+    table.remove(cells, drop)
+    rows[#rows + 1] = table.concat(cells, ",")
+  end
+  return table.concat(rows, "\n")
+end
+
+describe("collapse run --jobs", function()
+  it("gives the same run JSON and sweep CSV as a sequential run on one BLAS thread", function()
+    local a, b = tmpdir(), tmpdir()
+    local _, ok1 = sh(("OPENBLAS_NUM_THREADS=1 %s run %s"):format(CLI, sweep_file(a)))
+    local out2, ok2 = sh(("%s run %s --jobs 2"):format(CLI, sweep_file(b)))
+    assert.is_true(ok1)
+    assert.is_true(ok2, out2)
+    local names = listdir(a .. "/out/runs")
+    assert.equal(4, #names)
+    assert.same(names, listdir(b .. "/out/runs"))
+    for _, name in ipairs(names) do
+      local ra = fs.read(a .. "/out/runs/" .. name)
+      local rb = fs.read(b .. "/out/runs/" .. name)
+      assert.is_true(json.decode(rb).finished)
+      assert.equal(json.encode(strip_timing(json.decode(ra)), { indent = 1 }),
+        json.encode(strip_timing(json.decode(rb)), { indent = 1 }), name)
+      -- everything but the timing lines is byte-identical in the files themselves
+      assert.equal(ra:gsub('"seconds":[^\n]*', ""), (rb:gsub('"seconds":[^\n]*', "")))
+    end
+    assert.equal(csv_without_seconds(a .. "/out/sweep.csv"), csv_without_seconds(b .. "/out/sweep.csv"))
+    assert.equal(fs.read(a .. "/out/sweep.json"):gsub(a, ""), (fs.read(b .. "/out/sweep.json"):gsub(b, "")))
+    -- progress: one start and one done line per point
+    local starts, dones = 0, 0
+    for l in out2:gmatch("[^\n]+") do
+      if l:match("^%[%d/4%] weight_decay=") then starts = starts + 1 end
+      if l:match("^%[%d/4%] done in") then dones = dones + 1 end
+    end
+    assert.equal(4, starts, out2)
+    assert.equal(4, dones, out2)
+    -- resume: a rerun skips every finished point and starts no worker
+    local out3, ok3 = sh(("%s run %s --jobs 2"):format(CLI, sweep_file(b)))
+    assert.is_true(ok3)
+    local skipped = select(2, out3:gsub("finished earlier, skipped", ""))
+    assert.equal(4, skipped, out3)
+    os.execute(("rm -rf '%s' '%s'"):format(a, b))
+  end)
+
+  it("a failing worker fails the sweep with its error; the other points' results are kept", function()
+    local d = tmpdir()
+    local out, ok = sh(("%s run %s --jobs 2"):format(CLI, sweep_file(d, 1e-3)))
+    assert.is_false(ok)
+    assert.matches("model factory refuses weight_decay 0.001", out, 1, true)
+    assert.matches("failed in its worker", out, 1, true)
+    local names = listdir(d .. "/out/runs")
+    for _, name in ipairs(names) do assert.matches("^weight_decay=0.0001_seed=%d.json$", name) end
+    assert.is_true(#names >= 1, out) -- runs that finished are kept (at most the failed one's partner started after)
+    assert.is_false(fs.exists(d .. "/out/sweep.csv"))
+    os.execute(("rm -rf '%s'"):format(d))
+  end)
+
+  it("rejects a bad --jobs value naming the flag", function()
+    local d = tmpdir()
+    local out, ok = sh(("%s run %s --jobs 0"):format(CLI, sweep_file(d)))
+    assert.is_false(ok)
+    assert.matches("--jobs needs a number >= 1 or 'auto', got '0'", out, 1, true)
+    os.execute(("rm -rf '%s'"):format(d))
+  end)
+end)
+
+describe("collapse run --task and --list", function()
+  it("--list shows every point with its index and state; --task I runs exactly point I", function()
+    local d = tmpdir()
+    local file = sweep_file(d)
+    local out = sh(("%s run %s --list"):format(CLI, file))
+    assert.matches("   1  missing  weight_decay=0.0001_seed=1\n   2  missing  weight_decay=0.0001_seed=2\n"
+      .. "   3  missing  weight_decay=0.001_seed=1\n   4  missing  weight_decay=0.001_seed=2\n0 of 4 points done", out, 1, true)
+    local _, ok = sh(("%s run %s --task 3"):format(CLI, file))
+    assert.is_true(ok)
+    assert.same({ "weight_decay=0.001_seed=1.json" }, listdir(d .. "/out/runs"))
+    assert.is_false(fs.exists(d .. "/out/sweep.csv")) -- not before every point is done
+    out = sh(("%s run %s --list"):format(CLI, file))
+    assert.matches("   3  done     weight_decay=0.001_seed=1", out, 1, true)
+    assert.matches("1 of 4 points done", out, 1, true)
+    -- SLURM array jobs: the task number comes from SLURM_ARRAY_TASK_ID
+    _, ok = sh(("SLURM_ARRAY_TASK_ID=1 %s run %s"):format(CLI, file))
+    assert.is_true(ok)
+    assert.same({ "weight_decay=0.0001_seed=1.json", "weight_decay=0.001_seed=1.json" }, listdir(d .. "/out/runs"))
+    -- the last tasks write the table, complete
+    sh(("%s run %s --task 2"):format(CLI, file))
+    sh(("%s run %s --task 4"):format(CLI, file))
+    local lines = 0
+    for _ in io.lines(d .. "/out/sweep.csv") do lines = lines + 1 end
+    assert.equal(5, lines)
+    out, ok = sh(("%s run %s --task 5"):format(CLI, file))
+    assert.is_false(ok)
+    assert.matches("task 5 is outside 1..4", out, 1, true)
+    os.execute(("rm -rf '%s'"):format(d))
+  end)
+end)
