@@ -128,9 +128,16 @@ local WORST = { { key = "intra_cos_min", label = "min intra", dash = 1, point = 
 -- Writes <outdir>/<file>.png (and its .gp / .dat files); returns ok, message as render.
 function report_cnn.collapse_figure(outdir, file, panels)
   fs.mkdir(outdir)
-  local script = { size = ("%d,%d"):format(520 * #panels, 860),
+  local lo, hi = math.huge, -math.huge -- the weight decays, with a margin (log axis)
+  for _, p in ipairs(panels) do
+    for _, r in ipairs(p.runs) do
+      if r.wd > 0 then lo, hi = math.min(lo, r.wd), math.max(hi, r.wd) end
+    end
+  end
+  local xrange = lo <= hi and ("set xrange [%.10g:%.10g]"):format(lo / 1.6, hi * 1.6) or ""
+  local script = { xrange, size = ("%d,%d"):format(520 * #panels, 860),
     ("set multiplot layout 2,%d"):format(#panels), "set logscale x", "set grid", "set key below",
-    "set yrange [-0.35:1]", 'set xlabel "weight decay"', 'set ylabel "cosine"',
+    "set yrange [-0.35:1]", 'set xlabel "weight decay"', 'set ylabel "cosine"', "set format x '%g'",
     "set key below horizontal maxcols 2 font ',9'" }
   for row, curves in ipairs({ AVERAGE, WORST }) do
     for i, p in ipairs(panels) do
