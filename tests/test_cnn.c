@@ -225,7 +225,40 @@ static void test_add(int relu) {
     free(r);
 }
 
+/* The 2 x 2 stride-2 max-pool (the branch-free path of pool2d_impl.h, used by the VGG builder)
+ * against PyTorch's rule written out: ties (values from {0, 1, 2}), NaN (wins, the last one),
+ * -inf windows, an odd plane size (floor mode), float32 and float64. */
+static void test_maxpool_2x2(void) {
+    const int64_t xs[4] = {2, 3, 5, 7}, n = 2 * 3 * 5 * 7, ho = 2, wo = 3, ny = 2 * 3 * ho * wo;
+    double x[210], y[36];
+    float xf[210], yf[36];
+    int32_t idx[36], idxf[36];
+    for (int64_t i = 0; i < n; i++) x[i] = floor(3 * uniform01());
+    x[0] = NAN, x[9] = NAN, x[36] = -INFINITY, x[37] = -INFINITY, x[43] = -INFINITY, x[44] = -INFINITY;
+    for (int64_t i = 0; i < n; i++) xf[i] = (float)x[i];
+    CHECK_OK(collapse_maxpool2d_forward_f64(xs, x, y, idx, 2, 2));
+    CHECK_OK(collapse_maxpool2d_forward_f32(xs, xf, yf, idxf, 2, 2));
+    for (int64_t p = 0; p < 6; p++)
+        for (int64_t oh = 0; oh < ho; oh++)
+            for (int64_t ow = 0; ow < wo; ow++) {
+                double m = -INFINITY;
+                int32_t best = (int32_t)(2 * oh * 7 + 2 * ow);
+                for (int i = 0; i < 2; i++)
+                    for (int j = 0; j < 2; j++) {
+                        int32_t at = (int32_t)((2 * oh + i) * 7 + 2 * ow + j);
+                        double v = x[p * 35 + at];
+                        if (v > m || isnan(v)) m = v, best = at;
+                    }
+                int64_t o = (p * ho + oh) * wo + ow;
+                CHECK(idx[o] == best && idxf[o] == best);
+                CHECK((isnan(m) && isnan(y[o]) && isnan(yf[o])) || (y[o] == m && yf[o] == (float)m));
+            }
+    CHECK(isnan(y[0]) && idx[0] == 0 && isnan(y[1]) && idx[1] == 9);
+    CHECK(ny == 36);
+}
+
 int main(void) {
+    test_maxpool_2x2();
     test_gap();
     test_dropout_grad();
     test_dropout_stats();

@@ -1,6 +1,31 @@
 /* Generic pooling kernels (instantiated by nn/pool2d.c). Output (oh, ow) of a plane pools the
  * k x k window with top-left corner (oh s, ow s). */
 
+/* One plane of a 2 x 2, stride-2 max-pool with indices, without branches: the four window values
+ * in row-major order, each taken when it is greater than the running maximum or NaN (PyTorch's
+ * rule, as the general loop below), by selects the compiler turns into conditional moves. */
+static void CL_FN(maxpool_2x2_plane)(const real *restrict xp, real *restrict yp, int32_t *restrict ip, int64_t W,
+                                     int64_t ho, int64_t wo) {
+    for (int64_t oh = 0; oh < ho; oh++) {
+        const real *r0 = xp + 2 * oh * W, *r1 = r0 + W;
+        const int32_t base = (int32_t)(2 * oh * W);
+        for (int64_t ow = 0; ow < wo; ow++) {
+            const real v[4] = {r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]};
+            const int32_t at[4] = {base + (int32_t)(2 * ow), base + (int32_t)(2 * ow + 1),
+                                   base + (int32_t)(W + 2 * ow), base + (int32_t)(W + 2 * ow + 1)};
+            real m = (real)-INFINITY;
+            int32_t best = at[0];
+            for (int t = 0; t < 4; t++) {
+                const int take = (v[t] > m) | (v[t] != v[t]);
+                m = take ? v[t] : m;
+                best = take ? at[t] : best;
+            }
+            yp[oh * wo + ow] = m;
+            ip[oh * wo + ow] = best;
+        }
+    }
+}
+
 collapse_status CL_FN(collapse_maxpool2d_forward)(const int64_t input_shape[4], const real *x, real *y,
                                                   int32_t *indices, int64_t kernel, int64_t stride) {
     static const char fn[] = "maxpool2d_forward";
@@ -13,6 +38,10 @@ collapse_status CL_FN(collapse_maxpool2d_forward)(const int64_t input_shape[4], 
         const real *restrict xp = x + p * in_plane;
         real *restrict yp = y + p * out_plane;
         int32_t *restrict ip = indices ? indices + p * out_plane : NULL;
+        if (k == 2 && s == 2 && ip) { /* the VGG / CNN case, branch-free (the same rule and results) */
+            CL_FN(maxpool_2x2_plane)(xp, yp, ip, W, g.ho, g.wo);
+            continue;
+        }
         for (int64_t oh = 0; oh < g.ho; oh++)
             for (int64_t ow = 0; ow < g.wo; ow++) {
                 /* PyTorch's loop: the first maximum in row-major window order; a NaN wins (the last one) */
