@@ -7,7 +7,7 @@
 -- 25/50/75% of the epochs. After training: the collapse metrics of the classifier's input and of
 -- the layers before it (nc.measure_layers, model in evaluate mode) on the training set.
 --
---   scripts/lua examples/cnn_fashion.lua [--out DIR] [--quick]
+--   scripts/lua examples/cnn_fashion.lua [--out DIR] [--quick] [--jobs N]
 --
 -- About 12 minutes on this machine (710 s, 1 BLAS thread, oneDNN convolutions). It runs through
 -- collapse.sweep: stop it any time and rerun the same command to continue. Writes DIR/<model>/
@@ -20,12 +20,18 @@ local models = collapse.models
 local cnn_sweep = require("collapse.cnn_sweep")
 local report_cnn = require("collapse.report_cnn")
 
-local out, quick = "cnn-fashion", false
+-- --jobs N: the points of each sweep in N worker processes (collapse.sweep's jobs; one BLAS thread
+-- each, the same results as a sequential run). A worker is this script with --model NAME --task I.
+local out, quick, njobs, only, task = "cnn-fashion", false, 1, nil, nil
 local i = 1
 while arg and arg[i] do
-  if arg[i] == "--out" then out = assert(arg[i + 1], "--out needs a directory"); i = i + 1
-  elseif arg[i] == "--quick" then quick = true
-  else error("cnn_fashion: unknown argument '" .. tostring(arg[i]) .. "' (--out DIR, --quick)", 0) end
+  local a, v = arg[i], arg[i + 1]
+  if a == "--out" then out = assert(v, "--out needs a directory"); i = i + 1
+  elseif a == "--quick" then quick = true
+  elseif a == "--jobs" then njobs = assert(math.tointeger(tonumber(v)), "--jobs needs a number"); i = i + 1
+  elseif a == "--model" then only = v; i = i + 1
+  elseif a == "--task" then task = assert(math.tointeger(tonumber(v)), "--task needs a number"); i = i + 1
+  else error("cnn_fashion: unknown argument '" .. tostring(a) .. "' (--out DIR, --quick, --jobs N)", 0) end
   i = i + 1
 end
 
@@ -57,14 +63,35 @@ local MODELS = {
   end },
 }
 
+-- The argv of the worker running point `index` of model `name`.
+local function worker(name)
+  return function(index)
+    local argv = { require("collapse.jobs").interpreter(), arg[0], "--out", out, "--model", name, "--task",
+      tostring(index) }
+    if quick then argv[#argv + 1] = "--quick" end
+    return argv
+  end
+end
+
 local train = dataset()
+if task then -- a worker: one point of one model's sweep, then exit
+  for _, m in ipairs(MODELS) do
+    if m.name == only then
+      cnn_sweep.run{ name = m.name, out = out .. "/" .. m.name, train = train, build = m.build,
+        weight_decays = WEIGHT_DECAYS, bn = { true, false }, seeds = { 1 }, epochs = EPOCHS, lr = 1e-3, task = task }
+      os.exit(0)
+    end
+  end
+  error("cnn_fashion: --task needs --model " .. table.concat({ MODELS[1].name, MODELS[2].name }, " | "), 0)
+end
 print(train)
 local t0 = core.clock()
 local panels, layer_panels, lines = {}, {}, {}
 for k, l in ipairs(cnn_sweep.TABLE_HEADER) do lines[k] = l end
 for _, m in ipairs(MODELS) do
   local rows = cnn_sweep.run{ name = m.name, out = out .. "/" .. m.name, train = train, build = m.build,
-    weight_decays = WEIGHT_DECAYS, bn = { true, false }, seeds = { 1 }, epochs = EPOCHS, lr = 1e-3 }
+    weight_decays = WEIGHT_DECAYS, bn = { true, false }, seeds = { 1 }, epochs = EPOCHS, lr = 1e-3,
+    jobs = njobs, worker = worker(m.name) }
   for _, l in ipairs(cnn_sweep.table(m.name, rows)) do lines[#lines + 1] = l end
   panels[#panels + 1] = { title = m.title, classes = 10, runs = rows }
   -- depth profile at the middle weight decay

@@ -56,14 +56,18 @@ end
 
 --- cnn_sweep.run{name =, out =, train = Dataset, build = function(cfg) -> model (cfg.last_bn,
 -- cfg.weight_decay, cfg.seed, cfg.classes), weight_decays = {...}, bn = {true, false}, seeds = {1},
--- epochs =, lr =, batch_size = 128, measure_batch_size = 500, threads = 1}
--- -> array of {wd =, bn =, seed =, final = the run's final record, layers = per-layer entries}.
+-- epochs =, lr =, batch_size = 128, measure_batch_size = 500, threads = 1, jobs =, worker =,
+-- task =} -> array of {wd =, bn =, seed =, final = the run's final record, layers = per-layer
+-- entries}. jobs = N (> 1) with worker = function(index) -> argv runs the missing points in N
+-- processes (collapse.sweep's jobs): each worker is a program that calls cnn_sweep.run with
+-- task = index, which trains that point, writes its layer file and returns nil.
 function cnn_sweep.run(o)
   local out = o.out
   fs.mkdir(out .. "/layers")
   local seeds, bns = o.seeds or { 1 }, o.bn or { true, false }
-  -- a finished run without its layer file is trained again
-  for _, wd in ipairs(o.weight_decays) do
+  -- a finished run without its layer file is trained again (by the parent only: a worker must not
+  -- touch the runs of the others, which may be writing their layer files right now)
+  for _, wd in ipairs(o.task and {} or o.weight_decays) do
     for _, bn in ipairs(bns) do
       for _, s in ipairs(seeds) do
         local id = file_id(run_id(bn, wd, s))
@@ -93,9 +97,13 @@ function cnn_sweep.run(o)
     optimizer = { "Adam", lr = o.lr }, schedule = { "paper" }, epochs = o.epochs, batch_size = o.batch_size or 128,
     metrics = cnn_sweep.METRICS, measure_batch_size = mbs, threads = o.threads or 1,
   }
-  local res = collapse.sweep{ experiment = spec, grid = { weight_decay = o.weight_decays, last_bn = bns },
-    seeds = seeds, out = out, progress = o.progress ~= false }
+  local opts = nil
+  if o.task then opts = { task = o.task }
+  elseif o.jobs and o.jobs > 1 then opts = { jobs = o.jobs, worker = o.worker } end
+  local res = collapse.sweep({ experiment = spec, grid = { weight_decay = o.weight_decays, last_bn = bns },
+    seeds = seeds, out = out, progress = o.progress ~= false }, opts)
   flush()
+  if o.task then return nil end
   local rows = {}
   for _, r in ipairs(res.runs) do
     local id = file_id(r.run_id)
