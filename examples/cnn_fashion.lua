@@ -9,10 +9,10 @@
 --
 --   scripts/lua examples/cnn_fashion.lua [--out DIR] [--quick] [--jobs N]
 --
--- About 12 minutes on this machine (710 s, 1 BLAS thread, oneDNN convolutions). It runs through
--- collapse.sweep: stop it any time and rerun the same command to continue. Writes DIR/<model>/
--- (the sweeps), DIR/table.md and DIR/report/ (cnn_collapse.png in the paper's figure layout,
--- cnn_layers.png: cosine by depth).
+-- About 12 minutes on this machine (710 s, 1 BLAS thread, oneDNN convolutions; 444 s with --jobs 2,
+-- the same results). It runs through collapse.sweep: stop it any time and rerun the same command
+-- to continue. Writes DIR/<model>/ (the sweeps), DIR/table.md and DIR/report/ (cnn_collapse.png in
+-- the paper's figure layout, cnn_layers.png: cosine by depth).
 local collapse = require("collapse")
 local core = require("collapse.core")
 local fs = require("collapse.fs")
