@@ -89,8 +89,9 @@ local function decomposition_cells(row, final)
   local b = type(final.bound) == "table" and final.bound or {}
   local a = type(b.asymptotic) == "table" and b.asymptotic or {}
   local d = type(final.decomposition) == "table" and final.decomposition or {}
-  for _, v in ipairs({ b.intra_vacuous, b.inter_vacuous, a.intra_cos_min, a.inter_cos_max, d.epsilon,
-    d.relative_epsilon, d.dominant }) do row[#row + 1] = csv_cell(v) end
+  local cells = { b.intra_vacuous, b.inter_vacuous, a.intra_cos_min, a.inter_cos_max, d.epsilon,
+    d.relative_epsilon, d.dominant }
+  for i = 1, #BOUND_EXTRA do row[#row + 1] = csv_cell(cells[i]) end -- cells may hold nils
   local value = {}
   for _, p in ipairs(type(d.parts) == "table" and d.parts or {}) do
     if type(p) == "table" and type(p.name) == "string" then value[p.name] = p.value end
