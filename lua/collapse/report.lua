@@ -187,10 +187,7 @@ local function sweep_plots(outdir, runs, keys, x_key)
       end
     end
     if any then
-      if not_applicable then
-        gp[#gp + 1] = "set label 1 " .. gp_string("weight decay 0: bound not applicable (not drawn)")
-          .. " at graph 0.02, graph 0.06 font ',9'"
-      end
+      if not_applicable then plot_cmds[#plot_cmds + 1] = rbound.key_note(gp_string, "weight decay 0: bound not applicable (not drawn)") end
       gp[#gp + 1] = "plot " .. table.concat(plot_cmds, ", \\\n     ")
       write(outdir .. "/" .. pm.key .. ".gp", table.concat(gp, "\n") .. "\n")
       plots[#plots + 1] = { file = pm.key .. ".png", script = pm.key .. ".gp", title = pm.title }
@@ -317,8 +314,12 @@ local function page(dir, runs, x_key, plots, rendered, messages)
       x_key and (", plotted against " .. html_escape(x_key)) or "") }
   for _, m in ipairs(messages) do h[#h + 1] = '<p class="bad">' .. html_escape(m) .. "</p>" end
   if rendered then
-    h[#h + 1] = "<h2>Plots</h2>"
+    local section
     for _, p in ipairs(plots) do
+      if p.section ~= section then -- a heading per group, so that the pairs of a run share a row
+        section = p.section
+        h[#h + 1] = "<h2>" .. html_escape(section or "Plots") .. "</h2>"
+      end
       h[#h + 1] = ('<figure><img src="%s" alt="%s"><figcaption>%s</figcaption></figure>'):format(
         html_escape(p.file), html_escape(p.title), html_escape(p.title))
     end

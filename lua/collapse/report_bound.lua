@@ -62,6 +62,11 @@ function M.bound_side(b, side)
     asym_vacuous = vacuous(asym), trivial = trivial }
 end
 
+--- A line of text in a plot's key (an invisible sample): notes such as "not applicable".
+function M.key_note(gp_string, text)
+  return "keyentry with points pt 0 lc rgb 'white' title " .. gp_string(text)
+end
+
 local function run_name(r, i) return r.run_id or r.name or ("run " .. i) end
 
 -- Bar chart: one stacked bar per run of its final decomposition, epsilon as a point on each.
@@ -110,7 +115,7 @@ function M.final_bars(ctx, runs)
     "plot " .. table.concat(cmds, ", \\\n     ") }
   ctx.write(ctx.outdir .. "/decomposition_final.gp", table.concat(gp, "\n") .. "\n")
   return { { file = "decomposition_final.png", script = "decomposition_final.gp",
-    title = "final epsilon decomposition (stacked bar per run)" } }
+    title = "final epsilon decomposition (stacked bar per run)", section = "Where epsilon = L_reg - L* goes" } }
 end
 
 -- The measured records of a run's history that carry collapse numbers.
@@ -166,13 +171,11 @@ local function bound_along(ctx, r, i, hs)
   local gp = { "set title " .. gp_string("collapse and its bound along training: " .. run_name(r, i)),
     "set xlabel 'epoch'", "set ylabel 'cosine'", "set yrange [-1.1:1.1]", "set grid", "set key below font ',8'",
     "set terminal pngcairo size 760,560 noenhanced", "set output " .. gp_string(file .. ".png") }
-  if not any_app then
-    gp[#gp + 1] = "set label 1 " .. gp_string("bound not applicable (weight decay 0): measured values only")
-      .. " at graph 0.02, graph 0.5 font ',10'"
-  end
+  if not any_app then cmds[#cmds + 1] = M.key_note(gp_string, "bound not applicable (weight decay 0): measured values only") end
   gp[#gp + 1] = "plot " .. table.concat(cmds, ", \\\n     ")
   ctx.write(ctx.outdir .. "/" .. file .. ".gp", table.concat(gp, "\n") .. "\n")
-  return { file = file .. ".png", script = file .. ".gp", title = "bound along training: " .. run_name(r, i) }
+  return { file = file .. ".png", script = file .. ".gp", title = "bound along training: " .. run_name(r, i),
+    section = "Along training: " .. run_name(r, i) }
 end
 
 -- The decomposition against epoch as a stacked area (negative parts below 0), epsilon as a line.
@@ -208,7 +211,8 @@ local function decomposition_along(ctx, r, i, hs)
     "set terminal pngcairo size 760,560 noenhanced", "set output " .. gp_string(file .. ".png"),
     "plot " .. table.concat(cmds, ", \\\n     ") }
   ctx.write(ctx.outdir .. "/" .. file .. ".gp", table.concat(gp, "\n") .. "\n")
-  return { file = file .. ".png", script = file .. ".gp", title = "epsilon decomposition along training: " .. run_name(r, i) }
+  return { file = file .. ".png", script = file .. ".gp", title = "epsilon decomposition along training: " .. run_name(r, i),
+    section = "Along training: " .. run_name(r, i) }
 end
 
 --- Per-run figures along training for runs with at least two measurements (at most MAX_RUNS_ALONG
