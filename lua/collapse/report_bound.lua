@@ -131,12 +131,13 @@ end
 
 -- Measured intra/inter cosine with the certified and asymptotic bounds against epoch (one run).
 local function bound_along(ctx, r, i, hs)
-  local gp_string, rows, any_app = ctx.gp_string, {}, false
+  local gp_string, rows, any_app, any_na = ctx.gp_string, {}, false, false
   local has = {}
   for _, h in ipairs(hs) do
     local cells = { tostring(h.epoch), num(h.intra_cos), num(h.inter_cos) }
     local app = applicable(h.bound, r.lambda)
     any_app = any_app or app
+    any_na = any_na or (type(h.bound) == "table" and not app) -- a run measured without `bound` says nothing
     for _, side in ipairs({ "intra", "inter" }) do
       local s = app and M.bound_side(h.bound, side) or {}
       local vals = { s.cert, app and s.cert_vacuous and s.trivial or nil, s.asym, app and s.asym_vacuous and s.trivial or nil }
@@ -171,7 +172,7 @@ local function bound_along(ctx, r, i, hs)
   local gp = { "set title " .. gp_string("collapse and its bound along training: " .. run_name(r, i)),
     "set xlabel 'epoch'", "set ylabel 'cosine'", "set yrange [-1.1:1.1]", "set grid", "set key below font ',8'",
     "set terminal pngcairo size 760,560 noenhanced", "set output " .. gp_string(file .. ".png") }
-  if not any_app then cmds[#cmds + 1] = M.key_note(gp_string, "bound not applicable (weight decay 0): measured values only") end
+  if any_na and not any_app then cmds[#cmds + 1] = M.key_note(gp_string, "bound not applicable (weight decay 0): measured values only") end
   gp[#gp + 1] = "plot " .. table.concat(cmds, ", \\\n     ")
   ctx.write(ctx.outdir .. "/" .. file .. ".gp", table.concat(gp, "\n") .. "\n")
   return { file = file .. ".png", script = file .. ".gp", title = "bound along training: " .. run_name(r, i),
