@@ -137,4 +137,70 @@ describe("nn modules", function()
     assert.equal("float64", model:get(2).running_var:dtype())
     assert.same({ 2, 2 }, model:forward(collapse.zeros({ 2, 3 }, "float64")):shape())
   end)
+
+  it("module defects of the reliability review are errors naming the function and argument", function()
+    for _, name in ipairs({ "Tanh", "ReLU" }) do
+      local m = nn[name]()
+      expect_error(name .. ".backward: call forward first", m.backward, m, collapse.zeros({ 2 }), collapse.zeros({ 2 }))
+    end
+    local bn = nn.BatchNorm(3)
+    expect_error("BatchNorm.backward: call forward first", bn.backward, bn, collapse.zeros({ 2, 3 }),
+      collapse.zeros({ 2, 3 }))
+    local lin = nn.Linear(3, 4)
+    -- a transposed weight has the right element count but the wrong shape
+    expect_error("load_state: entry 'weight' has shape [3 x 4], expected [4 x 3]", lin.load_state, lin,
+      { weight = collapse.zeros({ 3, 4 }), bias = collapse.zeros({ 4 }) })
+    expect_error("Linear.to: dtype must be 'float32' or 'float64', got 'int32'", lin.to, lin, "int32")
+    local crit = nn.CrossEntropyLoss()
+    expect_error("CrossEntropyLoss.forward: label 1.5 at index 1 is not an integer", crit.forward, crit,
+      collapse.zeros({ 2, 2 }), { 1.5, 1 })
+    expect_error("Flatten.forward: input must be a tensor, got number", nn.Flatten().forward, nn.Flatten(), 3)
+    local x = collapse.zeros({ 2, 3 })
+    x:close()
+    expect_error("linear_forward: input is a closed tensor", lin.forward, lin, x)
+    expect_error("linear_forward: input must be a tensor, got number", lin.forward, lin, 3)
+  end)
+
+  it("errors blame the caller's line, not the library", function()
+    local lin = nn.Linear(3, 4)
+    local ok, err = pcall(function() return lin:forward(collapse.zeros({ 2, 5 })) end)
+    assert.is_false(ok)
+    assert.matches("^spec/nn_spec%.lua:%d+: linear_forward: size mismatch, input %[2 x 5%], expected %[n x 3%] "
+      .. "%(weight is %[4 x 3%]%)", err)
+    ok, err = pcall(function() return nn.Linear(0, 3) end)
+    assert.matches("^spec/nn_spec%.lua:%d+: Linear: in_features", err)
+    -- inside a Sequential: the user's line first, the failing module, then the original traceback
+    local model = nn.Sequential{ nn.Linear(3, 4), nn.Tanh() }
+    ok, err = pcall(function() return model:forward(collapse.zeros({ 2, 5 })) end)
+    assert.matches("^spec/nn_spec%.lua:%d+: Sequential: module 1 %(nn%.Linear%(3 %-> 4%)%) failed in forward: "
+      .. "linear_forward", err)
+    assert.matches("stack traceback:.*Linear%.lua", err)
+  end)
+
+  it("class tables are constructors; the _class names are aliases; a first module skips its input gradient", function()
+    assert.equal(nn.Linear, nn.Linear_class)
+    assert.equal(nn.BatchNorm, nn.BatchNorm_class)
+    local lin = nn.Linear(3, 4)
+    assert.equal(nn.Linear, getmetatable(lin))
+    local model = nn.Sequential{ lin, nn.ReLU() }
+    assert.equal(1, #model:find(nn.Linear))
+    local x = collapse.randn({ 2, 3 }, { rng = collapse.rng(1) })
+    model:forward(x)
+    assert.is_nil(model:backward(x, collapse.zeros({ 2, 4 }))) -- default: no model input gradient
+    assert.is_nil(lin.grad_input)
+    assert.same({ 2, 3 }, model:backward(x, collapse.zeros({ 2, 4 }), true):shape())
+  end)
+
+  it("outputs are made once and resized in C for another batch size", function()
+    local lin = nn.Linear(4, 3)
+    local y1 = lin:forward(collapse.zeros({ 5, 4 }))
+    local y2 = lin:forward(collapse.zeros({ 2, 4 }))
+    assert.equal(y1, y2)
+    assert.same({ 2, 3 }, y2:shape())
+    local relu = nn.ReLU()
+    local r1 = relu:forward(collapse.zeros({ 2, 2 }))
+    local r2 = relu:forward(collapse.zeros({ 3 }, "float64")) -- another dtype: a new output
+    assert.are_not.equal(r1, r2)
+    assert.equal("float64", r2:dtype())
+  end)
 end)

@@ -106,4 +106,38 @@ describe("optimiser objects", function()
     expect_error("Adam: weight_decay must be a number in [0, inf]", optim.Adam, params, { weight_decay = -1 })
     expect_error("params must be a non-empty list", optim.Adam, {}, {})
   end)
+
+  it("step and zero_grad called with '.' say so", function()
+    local opt = optim.Adam(model():parameters())
+    expect_error("Adam.step: call with ':' (opt:step())", opt.step)
+    expect_error("Adam.step: call with ':' (opt:step())", opt.step, { zero_grad = true })
+    expect_error("SGD.zero_grad: call with ':' (opt:zero_grad())", optim.SGD(model():parameters(), { lr = 1 }).zero_grad)
+  end)
+
+  it("one fused call per group agrees with the per-parameter rule, mixed decay and groups included", function()
+    -- two parameters stepped through a group list against each stepped alone: the same numbers
+    local function make()
+      local a = { name = "a", value = collapse.tensor({ 1, -2, 3 }, "float64"), grad = collapse.zeros({ 3 }, "float64") }
+      local b = { name = "b", value = collapse.tensor({ { 0.5, 4 } }, "float64"), grad = collapse.zeros({ 1, 2 }, "float64"),
+        decay = false }
+      return a, b
+    end
+    local a1, b1 = make()
+    local a2, b2 = make()
+    local together = optim.Adam({ a1, b1 }, { lr = 0.1, weight_decay = 0.5 })
+    local alone_a = optim.Adam({ a2 }, { lr = 0.1, weight_decay = 0.5 })
+    local alone_b = optim.Adam({ b2 }, { lr = 0.1, weight_decay = 0 })
+    for step = 1, 3 do
+      for _, p in ipairs({ a1, b1, a2, b2 }) do p.grad:fill(step * 0.25) end
+      together:step{ zero_grad = step == 2 }
+      alone_a:step(); alone_b:step()
+      if step == 2 then
+        assert.equal(0, a1.grad:norm())
+        assert.equal(0, b1.grad:norm())
+      end
+    end
+    assert.same(a2.value:totable(), a1.value:totable())
+    assert.same(b2.value:totable(), b1.value:totable())
+    assert.equal(3, together.param_state[a1.value].step)
+  end)
 end)

@@ -326,3 +326,28 @@ describe("resize", function()
     t:narrow(1, 1, 2):resize({ 2, 5 }) -- already that shape: fine
   end)
 end)
+
+describe("errors blame the caller's line", function()
+  it("for argument errors of the C binding and of the Lua layer", function()
+    local ok, err = pcall(function() return collapse.zeros("x") end)
+    assert.is_false(ok)
+    assert.matches("^spec/tensor_spec%.lua:%d+: bad argument #1 to 'zeros' %(shape table expected, got string%)", err)
+    expect_error("randn: option rng must be a generator (collapse.rng(seed)), got number", collapse.randn, { 2 },
+      { rng = 5 })
+    expect_error("randn: unknown option 'seed'", collapse.randn, { 2 }, { seed = 5 })
+    assert.is_nil(rawget(collapse, "io")) -- not a submodule (it was listed without existing)
+  end)
+
+  it("the generator state is portable bytes and restores the stream", function()
+    local g = collapse.rng(3)
+    g:normal() -- a cached spare is part of the state
+    local s = g:state()
+    assert.equal(44, #s)
+    assert.equal("XS1", s:sub(1, 3))
+    local h = collapse.rng(0)
+    h:load_state(s)
+    assert.equal(g:normal(), h:normal())
+    assert.equal(g:uniform(), h:uniform())
+    expect_error("rng_restore: state has 3 bytes, expected 44", h.load_state, h, "abc")
+  end)
+end)

@@ -381,13 +381,13 @@ static void test_errors(void) {
     g[0] = 123;
     loss = 5;
     CHECK_FAILS(collapse_cross_entropy_forward_f64(8, 10, z, lab, &loss, g),
-                "cross_entropy: label 11 at index 7 is outside 1..10");
+                "cross_entropy: label 11 at position 6 is outside 1..10");
     CHECK(collapse_last_status() == COLLAPSE_ERR_RANGE);
-    CHECK(!strcmp(collapse_last_error(), "cross_entropy: label 11 at index 7 is outside 1..10"));
+    CHECK(!strcmp(collapse_last_error(), "cross_entropy: label 11 at position 6 is outside 1..10"));
     CHECK(g[0] == 123 && loss == 5);
     lab[6] = 3;
     CHECK_FAILS(collapse_cross_entropy_forward_f64(8, 10, z, lab, &loss, g),
-                "cross_entropy: label 0 at index 8 is outside 1..10");
+                "cross_entropy: label 0 at position 7 is outside 1..10");
     lab[7] = 1;
     CHECK_OK(collapse_cross_entropy_forward_f64(8, 10, z, lab, &loss, g));
     CHECK_FAILS(collapse_cross_entropy_forward_f64(8, 10, z, lab, NULL, g), "cross_entropy_forward: loss_mean is NULL");

@@ -71,6 +71,17 @@ static void set_contiguous_strides(collapse_tensor *t) {
     }
 }
 
+/* Fills a new tensor object over storage st: contiguous, one reference. */
+static void tensor_init(collapse_tensor *t, collapse_storage *st, collapse_dtype dtype, int ndim,
+                        const int64_t *shape) {
+    t->storage = st;
+    t->dtype = dtype;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    set_contiguous_strides(t);
+    t->refcount = 1;
+}
+
 static collapse_status tensor_alloc(const char *fn, collapse_dtype dtype, int ndim, const int64_t *shape,
                                     collapse_tensor **out) {
     if (dtype != COLLAPSE_FLOAT32 && dtype != COLLAPSE_FLOAT64 && dtype != COLLAPSE_INT32)
@@ -79,16 +90,13 @@ static collapse_status tensor_alloc(const char *fn, collapse_dtype dtype, int nd
     COLLAPSE_TRY(check_shape(fn, ndim, shape, &numel));
     collapse_tensor *t = calloc(1, sizeof *t);
     if (!t) return collapse_fail(COLLAPSE_ERR_NOMEM, "%s: out of memory", fn);
-    collapse_status s = storage_new(fn, (size_t)numel * collapse_dtype_size(dtype), &t->storage);
+    collapse_storage *st = NULL;
+    collapse_status s = storage_new(fn, (size_t)numel * collapse_dtype_size(dtype), &st);
     if (s != COLLAPSE_OK) {
         free(t);
         return s;
     }
-    t->dtype = dtype;
-    t->ndim = ndim;
-    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
-    set_contiguous_strides(t);
-    t->refcount = 1;
+    tensor_init(t, st, dtype, ndim, shape);
     *out = t;
     return COLLAPSE_OK;
 }
@@ -131,12 +139,7 @@ collapse_status collapse_tensor_adopt(collapse_dtype dtype, int ndim, const int6
     st->nbytes = nbytes;
     st->refcount = 1;
     atomic_fetch_add(&bytes_in_use, (int64_t)nbytes);
-    t->storage = st;
-    t->dtype = dtype;
-    t->ndim = ndim;
-    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
-    set_contiguous_strides(t);
-    t->refcount = 1;
+    tensor_init(t, st, dtype, ndim, shape);
     *out = t;
     return COLLAPSE_OK;
 }

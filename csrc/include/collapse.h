@@ -213,6 +213,83 @@ COLLAPSE_API collapse_status collapse_linear_backward(const collapse_tensor *x, 
                                                       collapse_tensor *gx, const collapse_tensor *W,
                                                       collapse_tensor *gW, collapse_tensor *gb);
 
+/* Batch normalisation (PyTorch semantics, see the raw kernels below): x [n x f] (batchnorm) or
+ * [N x C x H x W] (batchnorm2d, per channel over N H W). gamma, beta [f] or NULL (affine off);
+ * running_mean/var [f], NULL allowed in train mode (track_running_stats off), required in eval.
+ * Train mode resizes save_mean/save_invstd to [f] (the backward's buffers; ignored in eval). y may
+ * be x. The fused batchnorm_relu pair is train mode only: y = relu(bn(x)); its backward takes that
+ * y and the gradient at it. gx may be gy; gx NULL = not needed; ggamma/gbeta += (or NULL). */
+COLLAPSE_API collapse_status collapse_batchnorm_forward(const collapse_tensor *x, collapse_tensor *y,
+                                                        const collapse_tensor *gamma, const collapse_tensor *beta,
+                                                        collapse_tensor *running_mean, collapse_tensor *running_var,
+                                                        collapse_tensor *save_mean, collapse_tensor *save_invstd,
+                                                        int train, double momentum, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm_backward(const collapse_tensor *x, const collapse_tensor *gy,
+                                                         collapse_tensor *gx, const collapse_tensor *gamma,
+                                                         collapse_tensor *ggamma, collapse_tensor *gbeta,
+                                                         const collapse_tensor *save_mean,
+                                                         const collapse_tensor *save_invstd,
+                                                         const collapse_tensor *running_mean,
+                                                         const collapse_tensor *running_var, int train, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm2d_forward(const collapse_tensor *x, collapse_tensor *y,
+                                                          const collapse_tensor *gamma, const collapse_tensor *beta,
+                                                          collapse_tensor *running_mean, collapse_tensor *running_var,
+                                                          collapse_tensor *save_mean, collapse_tensor *save_invstd,
+                                                          int train, double momentum, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm2d_backward(const collapse_tensor *x, const collapse_tensor *gy,
+                                                           collapse_tensor *gx, const collapse_tensor *gamma,
+                                                           collapse_tensor *ggamma, collapse_tensor *gbeta,
+                                                           const collapse_tensor *save_mean,
+                                                           const collapse_tensor *save_invstd,
+                                                           const collapse_tensor *running_mean,
+                                                           const collapse_tensor *running_var, int train, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm_relu_forward(const collapse_tensor *x, collapse_tensor *y,
+                                                             const collapse_tensor *gamma, const collapse_tensor *beta,
+                                                             collapse_tensor *running_mean,
+                                                             collapse_tensor *running_var, collapse_tensor *save_mean,
+                                                             collapse_tensor *save_invstd, double momentum,
+                                                             double eps);
+COLLAPSE_API collapse_status collapse_batchnorm_relu_backward(const collapse_tensor *x, const collapse_tensor *y,
+                                                              const collapse_tensor *gy, collapse_tensor *gx,
+                                                              const collapse_tensor *gamma, collapse_tensor *ggamma,
+                                                              collapse_tensor *gbeta,
+                                                              const collapse_tensor *save_mean,
+                                                              const collapse_tensor *save_invstd);
+/* Elementwise activations, any shape: y resized like x (y may be x). The backwards take the
+ * forward OUTPUT y: gx (resized like y, may be gy) = relu: y > 0 ? gy : 0; tanh: gy (1 - y^2). */
+COLLAPSE_API collapse_status collapse_relu_forward(const collapse_tensor *x, collapse_tensor *y);
+COLLAPSE_API collapse_status collapse_relu_backward(const collapse_tensor *y, const collapse_tensor *gy,
+                                                    collapse_tensor *gx);
+COLLAPSE_API collapse_status collapse_tanh_forward(const collapse_tensor *x, collapse_tensor *y);
+COLLAPSE_API collapse_status collapse_tanh_backward(const collapse_tensor *y, const collapse_tensor *gy,
+                                                    collapse_tensor *gx);
+/* Mean cross-entropy of logits [n x C] against int32 labels [n] in 1..C into *loss; grad (or NULL)
+ * resized to [n x C] = d loss / d logits (may be logits). */
+COLLAPSE_API collapse_status collapse_cross_entropy(const collapse_tensor *logits, const collapse_tensor *labels,
+                                                    double *loss, collapse_tensor *grad);
+/* conv2d on NCHW: x [N x Cin x H x W], W [Cout x Cin x k x k], b [Cout] or NULL; y resized to
+ * [N x Cout x Ho x Wo]. columns: the im2col scratch, resized by the kernel (keep one per layer);
+ * NULL = a temporary one per call. Backward: gx (or NULL) resized like x, gW/gb += (or NULL). */
+COLLAPSE_API collapse_status collapse_conv2d_forward(const collapse_tensor *x, collapse_tensor *y,
+                                                     const collapse_tensor *W, const collapse_tensor *b,
+                                                     collapse_tensor *columns, int64_t stride, int64_t padding);
+COLLAPSE_API collapse_status collapse_conv2d_backward(const collapse_tensor *x, const collapse_tensor *gy,
+                                                      collapse_tensor *gx, const collapse_tensor *W,
+                                                      collapse_tensor *gW, collapse_tensor *gb,
+                                                      collapse_tensor *columns, int64_t stride, int64_t padding);
+/* Pooling on NCHW (square window kernel, stride, no padding): y resized to [N x C x Ho x Wo];
+ * maxpool's indices (int32, or NULL) likewise. The backwards take the forward's input x (for its
+ * shape); gx resized like x. */
+COLLAPSE_API collapse_status collapse_maxpool2d_forward(const collapse_tensor *x, collapse_tensor *y,
+                                                        collapse_tensor *indices, int64_t kernel, int64_t stride);
+COLLAPSE_API collapse_status collapse_maxpool2d_backward(const collapse_tensor *x, const collapse_tensor *gy,
+                                                         collapse_tensor *gx, const collapse_tensor *indices,
+                                                         int64_t kernel, int64_t stride);
+COLLAPSE_API collapse_status collapse_avgpool2d_forward(const collapse_tensor *x, collapse_tensor *y, int64_t kernel,
+                                                        int64_t stride);
+COLLAPSE_API collapse_status collapse_avgpool2d_backward(const collapse_tensor *x, const collapse_tensor *gy,
+                                                         collapse_tensor *gx, int64_t kernel, int64_t stride);
+
 /* ==== layers (csrc/nn): raw row-major arrays, _f32 and _f64 (the internal/advanced tier) ==== */
 /* ---- linear: y[n x out] = x[n x in] W[out x in]^T + b[out] (one gemm) ------------------- */
 COLLAPSE_API collapse_status collapse_linear_forward_f32(int64_t n, int64_t in, int64_t out, const float *x,
@@ -325,7 +402,7 @@ COLLAPSE_API collapse_status collapse_tanh_backward_f64(int64_t n, const double 
  * *loss_mean = mean over rows of logsumexp(row) - row[label] (stable, summed in double);
  * grad (or NULL) = d loss_mean / d logits = (softmax - onehot) / n, overwritten; grad may
  * equal logits. Labels are all checked first: COLLAPSE_ERR_RANGE
- * "cross_entropy: label 11 at index 7 is outside 1..10" (index 1-based, as in Lua). */
+ * "cross_entropy: label 11 at position 6 is outside 1..10" (positions 0-based, as everywhere in C). */
 COLLAPSE_API collapse_status collapse_cross_entropy_forward_f32(int64_t n, int64_t C, const float *logits,
                                                                 const int32_t *labels, double *loss_mean,
                                                                 float *grad);
@@ -334,6 +411,23 @@ COLLAPSE_API collapse_status collapse_cross_entropy_forward_f64(int64_t n, int64
                                                                 double *grad);
 
 /* ==== optimiser update rules (csrc/optim) ========================================= */
+/* One fused call per parameter group and step (as PyTorch's foreach optimisers): the update rule
+ * below applied to each of the n_tensors tensors x[i] with gradient g[i] and state tensors of the
+ * same dtype and shape, all checked before anything is written. weight_decay (n values, or NULL =
+ * 0) lets a group mix decayed and undecayed tensors. zero_grad != 0 zeroes each g[i] in the same
+ * pass. SGD: momentum_buf may be NULL (or hold NULLs) when momentum == 0; buf_ready[i] as for
+ * collapse_sgd_step. Adam: step is the group's 1-based step count. Messages index the lists from 0. */
+COLLAPSE_API collapse_status collapse_sgd_step_many(int n_tensors, collapse_tensor *const *x, collapse_tensor *const *g,
+                                                    collapse_tensor *const *momentum_buf, int *buf_ready,
+                                                    const double *weight_decay, double lr, double momentum,
+                                                    double dampening, int nesterov, int zero_grad);
+COLLAPSE_API collapse_status collapse_adam_step_many(int n_tensors, collapse_tensor *const *x, collapse_tensor *const *g,
+                                                     collapse_tensor *const *m, collapse_tensor *const *v,
+                                                     const double *weight_decay, int64_t step, double lr, double beta1,
+                                                     double beta2, double eps, int decoupled, int zero_grad);
+/* g[i] = 0 for every tensor (an optimiser's zero_grad in one call). */
+COLLAPSE_API collapse_status collapse_zero_grad_many(int n_tensors, collapse_tensor *const *g);
+
 /* torch.optim.SGD: d = g + weight_decay x; with momentum != 0:
  *   buf = d on the first step (*buf_ready == 0; set to 1 on return),
  *   buf = momentum buf + (1 - dampening) d afterwards,
@@ -757,6 +851,11 @@ COLLAPSE_API collapse_status collapse_images_normalize(float *x, int64_t n, int6
 /* out [n x c x (h + 2 pad) x (w + 2 pad)] = x [n x c x h x w] with a zero border of width pad. */
 COLLAPSE_API collapse_status collapse_images_pad(const float *x, int64_t n, int64_t c, int64_t h, int64_t w,
                                                  int64_t pad, float *out);
+/* The same on tensors (the kernel contract): x float32 [N x C x H x W] contiguous, checked here;
+ * mean/std hold C values (C <= 64 for normalize_tensor); out is resized to the padded shape. */
+COLLAPSE_API collapse_status collapse_images_normalize_tensor(collapse_tensor *x, const double *mean,
+                                                              const double *std, int64_t nvalues);
+COLLAPSE_API collapse_status collapse_images_pad_tensor(const collapse_tensor *x, int64_t pad, collapse_tensor *out);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/kernel_args.h"
 #include "io/io_internal.h"
 
 collapse_status collapse_images_normalize(float *x, int64_t n, int64_t c, int64_t hw, const double *mean,
@@ -38,4 +39,27 @@ collapse_status collapse_images_pad(const float *x, int64_t n, int64_t c, int64_
         for (int64_t r = 0; r < h; r++) memcpy(dst + (r + pad) * wo + pad, src + r * w, (size_t)w * sizeof *dst);
     }
     return COLLAPSE_OK;
+}
+
+/* Tensor-level entry points: shape, dtype and contiguity checked once, here. */
+collapse_status collapse_images_normalize_tensor(collapse_tensor *x, const double *mean, const double *std,
+                                                 int64_t nvalues) {
+    static const char fn[] = "images_normalize";
+    COLLAPSE_TRY(cl_arg_input(fn, "x", x, COLLAPSE_FLOAT32, 4, NULL, 0, NULL));
+    const int64_t *s = collapse_tensor_shape(x);
+    if (nvalues != s[1])
+        return collapse_fail(COLLAPSE_ERR_SHAPE, "images_normalize: mean and std need %lld values (one per channel), got %lld",
+                             (long long)s[1], (long long)nvalues);
+    return collapse_images_normalize(collapse_tensor_data(x), s[0], s[1], s[2] * s[3], mean, std);
+}
+
+collapse_status collapse_images_pad_tensor(const collapse_tensor *x, int64_t pad, collapse_tensor *out) {
+    static const char fn[] = "images_pad";
+    COLLAPSE_TRY(cl_arg_input(fn, "x", x, COLLAPSE_FLOAT32, 4, NULL, 0, NULL));
+    if (pad < 0 || pad > 1024) return collapse_fail(COLLAPSE_ERR_ARG, "images_pad: pad must be 0..1024, got %lld", (long long)pad);
+    COLLAPSE_TRY(cl_arg_distinct(fn, "x", x, "out", out));
+    const int64_t *s = collapse_tensor_shape(x);
+    int64_t shape[4] = {s[0], s[1], s[2] + 2 * pad, s[3] + 2 * pad};
+    COLLAPSE_TRY(cl_arg_output(fn, "out", out, COLLAPSE_FLOAT32, 4, shape, 0));
+    return collapse_images_pad(collapse_tensor_data(x), s[0], s[1], s[2], s[3], pad, collapse_tensor_data(out));
 }

@@ -40,6 +40,18 @@ int binding_error(lua_State *L, const char *msg) {
     return lua_error(L);
 }
 
+int binding_argerror(lua_State *L, int arg, const char *extramsg) {
+    lua_Debug ar;
+    const char *name = "?";
+    if (lua_getstack(L, 0, &ar)) {
+        lua_getinfo(L, "n", &ar);
+        if (ar.name) name = ar.name;
+        if (ar.namewhat && strcmp(ar.namewhat, "method") == 0) arg--; /* self is not counted */
+    }
+    lua_pushfstring(L, "bad argument #%d to '%s' (%s)", arg, name, extramsg);
+    return binding_error(L, lua_tostring(L, -1));
+}
+
 int binding_raise(lua_State *L) {
     const char *msg = collapse_last_error();
     return binding_error(L, (msg && *msg) ? msg : "collapse: unknown error");
@@ -81,8 +93,8 @@ collapse_tensor *tensor_test(lua_State *L, int arg) {
 
 collapse_tensor *tensor_check(lua_State *L, int arg) {
     tensor_ud *ud = luaL_testudata(L, arg, TENSOR_MT);
-    if (!ud) luaL_typeerror(L, arg, TENSOR_MT);
-    if (!ud->t) luaL_argerror(L, arg, "tensor was closed");
+    if (!ud) binding_argerror(L, arg, lua_pushfstring(L, "%s expected, got %s", TENSOR_MT, luaL_typename(L, arg)));
+    if (!ud->t) binding_argerror(L, arg, "tensor was closed");
     return ud->t;
 }
 
@@ -129,25 +141,28 @@ int kernel_return(lua_State *L, const int *args, int n) {
 /* ---- other arguments ------------------------------------------------------------------ */
 collapse_dtype dtype_opt(lua_State *L, int arg, collapse_dtype def) {
     if (lua_isnoneornil(L, arg)) return def;
-    const char *name = luaL_checkstring(L, arg);
+    const char *name = lua_tostring(L, arg);
+    if (!name || lua_type(L, arg) != LUA_TSTRING)
+        binding_argerror(L, arg, lua_pushfstring(L, "dtype name expected, got %s", luaL_typename(L, arg)));
     collapse_dtype d;
     if (collapse_dtype_from_name(name, &d) != COLLAPSE_OK)
-        luaL_argerror(L, arg, lua_pushfstring(L, "unknown dtype '%s' (expected float32, float64 or int32)", name));
+        binding_argerror(L, arg, lua_pushfstring(L, "unknown dtype '%s' (expected float32, float64 or int32)", name));
     return d;
 }
 
 int shape_check(lua_State *L, int arg, int64_t *shape) {
-    luaL_checktype(L, arg, LUA_TTABLE);
+    if (!lua_istable(L, arg))
+        binding_argerror(L, arg, lua_pushfstring(L, "shape table expected, got %s", luaL_typename(L, arg)));
     lua_Integer n = luaL_len(L, arg);
     if (n > COLLAPSE_MAX_DIMS)
-        luaL_argerror(L, arg, lua_pushfstring(L, "shape with at most %d dimensions expected, got %d",
+        binding_argerror(L, arg, lua_pushfstring(L, "shape with at most %d dimensions expected, got %d",
                                               COLLAPSE_MAX_DIMS, (int)n));
     for (lua_Integer i = 1; i <= n; i++) {
         lua_geti(L, arg, i);
         int isnum;
         lua_Integer v = lua_tointegerx(L, -1, &isnum);
         if (!isnum || v < 0)
-            luaL_argerror(L, arg, lua_pushfstring(L, "shape entry %d must be a non-negative integer, got %s",
+            binding_argerror(L, arg, lua_pushfstring(L, "shape entry %d must be a non-negative integer, got %s",
                                                   (int)i, isnum ? lua_tostring(L, -1) : luaL_typename(L, -1)));
         shape[i - 1] = v;
         lua_pop(L, 1);
@@ -155,4 +170,8 @@ int shape_check(lua_State *L, int arg, int64_t *shape) {
     return (int)n;
 }
 
-collapse_rng *rng_check(lua_State *L, int arg) { return luaL_checkudata(L, arg, RNG_MT); }
+collapse_rng *rng_check(lua_State *L, int arg) {
+    collapse_rng *g = luaL_testudata(L, arg, RNG_MT);
+    if (!g) binding_argerror(L, arg, lua_pushfstring(L, "generator (collapse.rng) expected, got %s", luaL_typename(L, arg)));
+    return g;
+}

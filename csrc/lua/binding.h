@@ -21,6 +21,8 @@ typedef struct tensor_ud {
  * user's code: the first Lua frame on the stack that is not a file of the collapse library. */
 int binding_raise(lua_State *L);
 int binding_error(lua_State *L, const char *msg); /* the same for a message of the binding */
+/* "bad argument #arg to 'fn' (extramsg)" blaming the user's line (luaL_argerror's message). */
+int binding_argerror(lua_State *L, int arg, const char *extramsg);
 /* Raises unless s is COLLAPSE_OK. */
 #define CHECK_STATUS(L, s) \
     do { if ((s) != COLLAPSE_OK) binding_raise(L); } while (0)
@@ -55,13 +57,6 @@ collapse_tensor *kernel_output(lua_State *L, int arg, const char *fn, const char
                                int make_if_nil);
 /* Returns the values at the given argument slots (the outputs after kernel_output). */
 int kernel_return(lua_State *L, const int *args, int n);
-
-/* TRANSITIONAL (args_lua.c, until every kernel binding is a thin wrapper of a tensor-level
- * kernel): a contiguous tensor of dtype dt with numel elements (-1: any); its float dtype. */
-collapse_tensor *arg_tensor(lua_State *L, int arg, const char *fn, const char *name, collapse_dtype dt,
-                            int64_t numel, int optional);
-collapse_dtype float_dtype(lua_State *L, int arg, const char *fn, const char *name);
-static inline void *ptr(collapse_tensor *t) { return t ? collapse_tensor_data(t) : NULL; }
 
 /* Each area file registers its functions into the table on top (module.c calls them all). */
 void binding_open_tensor(lua_State *L);

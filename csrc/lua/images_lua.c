@@ -96,30 +96,27 @@ static void numbers_check(lua_State *L, int arg, const char *name, int64_t c, do
 
 /* images_normalize(x [N x C x H x W] float32, mean, std): in place */
 static int l_images_normalize(lua_State *L) {
-    collapse_tensor *t = arg_tensor(L, 1, "images_normalize", "x", COLLAPSE_FLOAT32, -1, 0);
-    if (collapse_tensor_ndim(t) != 4) return luaL_error(L, "images_normalize: x must be [N x C x H x W]");
-    const int64_t *s = collapse_tensor_shape(t);
+    collapse_tensor *t = kernel_tensor(L, 1, "images_normalize", "x");
     double mean[64], std[64];
-    if (s[1] > 64) return luaL_error(L, "images_normalize: at most 64 channels, got %d", (int)s[1]);
-    numbers_check(L, 2, "mean", s[1], mean);
-    numbers_check(L, 3, "std", s[1], std);
-    CHECK_STATUS(L, collapse_images_normalize(collapse_tensor_data(t), s[0], s[1], s[2] * s[3], mean, std));
+    /* the channel count comes from x; a tensor of the wrong rank is refused by the C kernel */
+    int64_t n = collapse_tensor_ndim(t) == 4 ? collapse_tensor_size(t, 1) : 0;
+    if (n == 0) CHECK_STATUS(L, collapse_images_normalize_tensor(t, NULL, NULL, 0));
+    if (n > 64) return luaL_error(L, "images_normalize: at most 64 channels, got %d", (int)n);
+    numbers_check(L, 2, "mean", n, mean);
+    numbers_check(L, 3, "std", n, std);
+    CHECK_STATUS(L, collapse_images_normalize_tensor(t, mean, std, n));
     return 0;
 }
 
 /* images_pad(x [N x C x H x W] float32, pad) -> new tensor */
 static int l_images_pad(lua_State *L) {
-    collapse_tensor *t = arg_tensor(L, 1, "images_pad", "x", COLLAPSE_FLOAT32, -1, 0);
-    if (collapse_tensor_ndim(t) != 4) return luaL_error(L, "images_pad: x must be [N x C x H x W]");
+    collapse_tensor *t = kernel_tensor(L, 1, "images_pad", "x");
     lua_Integer pad = luaL_checkinteger(L, 2);
-    if (pad < 0 || pad > 1024) return luaL_error(L, "images_pad: pad must be 0..1024, got %d", (int)pad);
-    const int64_t *s = collapse_tensor_shape(t);
-    int64_t shape[4] = {s[0], s[1], s[2] + 2 * pad, s[3] + 2 * pad};
+    int64_t empty = 0;
     collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_tensor_new(COLLAPSE_FLOAT32, 4, shape, slot));
+    CHECK_STATUS(L, collapse_tensor_new(COLLAPSE_FLOAT32, 1, &empty, slot));
+    CHECK_STATUS(L, collapse_images_pad_tensor(t, pad, *slot));
     tensor_pushed(L);
-    CHECK_STATUS(L, collapse_images_pad(collapse_tensor_data(t), s[0], s[1], s[2], s[3], pad,
-                                        collapse_tensor_data(*slot)));
     return 1;
 }
 

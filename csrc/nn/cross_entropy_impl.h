@@ -11,8 +11,8 @@ collapse_status CL_FN(collapse_cross_entropy_forward)(int64_t n, int64_t C, cons
     COLLAPSE_TRY(cl_need_ptr(fn, "loss_mean", loss_mean, 1, 0));
     for (int64_t i = 0; i < n; i++)
         if (labels[i] < 1 || labels[i] > C)
-            return collapse_fail(COLLAPSE_ERR_RANGE, "cross_entropy: label %d at index %lld is outside 1..%lld",
-                                 (int)labels[i], (long long)(i + 1), (long long)C);
+            return collapse_fail(COLLAPSE_ERR_RANGE, "cross_entropy: label %d at position %lld is outside 1..%lld",
+                                 (int)labels[i], (long long)i, (long long)C); /* 0-based, the C convention */
     const double inv_n = 1.0 / (double)n;
     double total = 0;
     for (int64_t i = 0; i < n; i++) {

@@ -105,7 +105,8 @@ function checks.rng(fn, name, v, optional)
 end
 
 --- Labels as an int32 tensor: an int32 tensor passes (the C kernels check the range 1..C); a Lua
--- array must hold integers (1.5 is refused, not truncated) in 1..classes when classes is given.
+-- array must hold integers (1.5 is refused, not truncated) in 1..classes when classes (a number,
+-- or a function giving it, called only for arrays) is given.
 function checks.labels(fn, labels, classes)
   if getmetatable(labels) == core.tensor_mt then
     if labels:dtype() == "int32" then return labels end
@@ -114,6 +115,7 @@ function checks.labels(fn, labels, classes)
   elseif type(labels) ~= "table" then
     fail(fn, "labels must be an int32 tensor or an array of integers, got %s", type(labels))
   end
+  if type(classes) == "function" then classes = classes() end
   for i = 1, #labels do
     local v = labels[i]
     local k = math.tointeger(v)

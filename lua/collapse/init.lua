@@ -4,6 +4,7 @@
 -- The BLAS kernel is chosen before collapse.core loads OpenBLAS (see collapse.blas_select).
 local blas_choice = require("collapse.blas_select").select()
 local core = require("collapse.core")
+local checks = require("collapse.checks")
 
 local collapse = { version = core.version, core = core }
 
@@ -15,7 +16,7 @@ function collapse.default_dtype() return default_dtype end
 
 function collapse.set_default_dtype(dtype)
   if not FLOAT_DTYPES[dtype] then
-    error(("set_default_dtype: expected 'float32' or 'float64', got %s"):format(tostring(dtype)), 2)
+    checks.fail("set_default_dtype", "expected 'float32' or 'float64', got %s", tostring(dtype))
   end
   default_dtype = dtype
 end
@@ -28,7 +29,7 @@ function collapse.manual_seed(seed) default_rng:seed(seed) end
 
 function collapse.rng(seed)
   if seed ~= nil and math.type(seed) ~= "integer" then
-    error(("rng: seed must be an integer, got %s"):format(tostring(seed)), 2)
+    checks.fail("rng", "seed must be an integer, got %s", tostring(seed))
   end
   return core.rng(seed or 0)
 end
@@ -42,17 +43,16 @@ function collapse.arange(n, dtype) return core.arange(n, dtype) end
 
 local function random(fn, name)
   return function(shape, opts)
-    if opts ~= nil and type(opts) ~= "table" then
-      error(("%s: bad argument #2 (options table {dtype=, rng=} expected, got %s)"):format(name, type(opts)), 2)
-    end
-    opts = opts or {}
-    return fn(shape, opts.dtype or default_dtype, opts.rng or default_rng)
+    opts = checks.options(name, opts, { dtype = true, rng = true })
+    return fn(shape, opts.dtype or default_dtype, checks.rng(name, "option rng", opts.rng, true) or default_rng)
   end
 end
 collapse.randn = random(core.randn, "randn")
 collapse.rand = random(core.rand, "rand")
 
 function collapse.is_tensor(x) return getmetatable(x) == core.tensor_mt end
+--- The metatable of generators made by collapse.rng (for argument checks).
+collapse.rng_mt = core.rng_mt
 
 -- BLAS ---------------------------------------------------------------------------
 local hinted = false
@@ -125,7 +125,7 @@ function collapse.experiment(spec) return require("collapse.experiment")(spec) e
 function collapse.sweep(spec, opts) return require("collapse.sweep")(spec, opts) end
 
 -- Submodules load on first use: collapse.nn, collapse.optim, collapse.data, collapse.nc, ...
-local SUBMODULES = { nn = true, optim = true, data = true, nc = true, io = true,
+local SUBMODULES = { nn = true, optim = true, data = true, nc = true, checks = true,
   report = true, json = true, cli = true, checkpoint = true, fs = true, models = true, demo = true }
 setmetatable(collapse, {
   __index = function(t, k)

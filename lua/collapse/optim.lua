@@ -1,17 +1,15 @@
 --- collapse.optim: SGD, Adam (coupled L2, the paper's choice), AdamW (decoupled), with PyTorch
--- semantics, as Lua objects over the pure C update rules of csrc/optim; LR schedules.
+-- semantics, over the fused C steps of csrc/optim (one call per parameter group and step, as
+-- PyTorch's foreach optimisers); LR schedules.
+-- The tensors of each group are prepared once into a C param list (core.param_list) and rebuilt
+-- only when the group's parameters or the optimiser state change (load_state), so opt:step() and
+-- opt:zero_grad() are one call into C each (opt:step{zero_grad = true}: one for both).
 local collapse = require("collapse")
 local core = require("collapse.core")
+local checks = require("collapse.checks")
 
 local optim = {}
-
-local function fail(fn, msg, ...) error(("%s: " .. msg):format(fn, ...), 3) end
-
-local function number_in(fn, name, v, lo, hi, open_hi)
-  if type(v) ~= "number" or v ~= v or v < lo or (open_hi and v >= hi) or (not open_hi and v > hi) then
-    fail(fn, "%s must be a number in [%g, %g%s, got %s", name, lo, hi, open_hi and ")" or "]", tostring(v))
-  end
-end
+local fail, number_in = checks.fail, checks.number_in
 
 -- Normalises params into groups: a parameter list (model:parameters()) or a list of
 -- {params = list, lr =, weight_decay =, ...} tables.
@@ -37,7 +35,7 @@ local function make_groups(fn, params, allowed)
   end
   for gi, g in ipairs(groups) do
     for pi, p in ipairs(g.params) do
-      if type(p) ~= "table" or not collapse.is_tensor(p.value) or not collapse.is_tensor(p.grad) then
+      if type(p) ~= "table" or not checks.is_tensor(p.value) or not checks.is_tensor(p.grad) then
         fail(fn, "group %d, parameter %d is not a {value =, grad =} entry of model:parameters()", gi, pi)
       end
     end
@@ -45,15 +43,11 @@ local function make_groups(fn, params, allowed)
   return groups
 end
 
-local Optimizer = {}
+local Optimizer = { __collapse_object = true }
 Optimizer.__index = Optimizer
 
 local function new_optimizer(cls, fn, params, opts, defaults)
-  if opts ~= nil and type(opts) ~= "table" then fail(fn, "options must be a table, got %s", type(opts)) end
-  opts = opts or {}
-  for k in pairs(opts) do
-    if defaults[k] == nil then fail(fn, "unknown option '%s'", tostring(k)) end
-  end
+  opts = checks.options(fn, opts, defaults)
   local self = setmetatable({ name = fn, step_count = 0 }, cls)
   for k, def in pairs(defaults) do
     local v = opts[k]
@@ -68,16 +62,94 @@ local function new_optimizer(cls, fn, params, opts, defaults)
   return self
 end
 
--- The option value for group g (its own, else the optimiser's).
-local function opt(g, k, self)
-  local v = rawget(g, k)
-  if v == nil then return self[k] end
-  return v
+-- The option value for group g: its own, else the optimiser's (each group's metatable falls back
+-- to the optimiser, set by new_optimizer), read without a call into C: it runs on every step.
+local function opt(g, k) return g[k] end
+
+-- The C param lists of every group (g._lists: one per distinct step count, normally one) and of
+-- all gradients (self._grads), made when missing or stale. new_state(p) makes a parameter's state.
+local function prepare(self)
+  local all = {}
+  for _, g in ipairs(self.groups) do
+    if g._lists == nil or g._n ~= #g.params then
+      local wd = opt(g, "weight_decay", self)
+      local by_step, lists = {}, {}
+      for _, p in ipairs(g.params) do
+        local st = self.param_state[p.value]
+        if not st then st = self:_new_state(p, g); self.param_state[p.value] = st end
+        local key = st.step or 0
+        local l = by_step[key]
+        if not l then
+          l = { step = key, params = {}, x = {}, g = {}, a = {}, b = {}, wd = {}, ready = {} }
+          by_step[key] = l
+          lists[#lists + 1] = l
+        end
+        local i = #l.params + 1
+        l.params[i], l.x[i], l.g[i], l.wd[i] = p, p.value, p.grad, p.decay == false and 0 or wd
+        l.a[i], l.b[i], l.ready[i] = self:_state_tensors(st)
+      end
+      for _, l in ipairs(lists) do
+        l.list = core.param_list(l.x, l.g, l.a, l.b, l.wd, l.ready)
+        l.x, l.g, l.a, l.b = nil, nil, nil, nil
+      end
+      g._lists, g._n, g._wd = lists, #g.params, wd
+      self._grads = nil
+    end
+    for _, p in ipairs(g.params) do all[#all + 1] = p.grad end
+  end
+  if not self._grads then self._grads = core.param_list(all, all, nil, nil, {}) end
 end
 
-function Optimizer:zero_grad()
-  for _, g in ipairs(self.groups) do
-    for _, p in ipairs(g.params) do p.grad:fill(0) end
+-- Forget the prepared lists (after the state or the groups changed).
+local function invalidate(self)
+  for _, g in ipairs(self.groups) do g._lists = nil end
+  self._grads = nil
+end
+
+-- step{zero_grad = true}: the update, then the gradients zeroed in the same pass over memory
+-- (the same as step() followed by zero_grad(), one memory pass fewer).
+local function zero_flag(fn, opts)
+  if opts == nil then return false end
+  if type(opts) ~= "table" then fail(fn, "options must be a table {zero_grad = true}, got %s", type(opts)) end
+  for k in pairs(opts) do
+    if k ~= "zero_grad" then fail(fn, "unknown option '%s' (zero_grad)", tostring(k)) end
+  end
+  return opts.zero_grad and true or false
+end
+
+--- opt:step(), opt:step{zero_grad = true}: one fused C call per group (and step count).
+local function step(self, opts, fn)
+  local zero = zero_flag(fn, opts)
+  self.step_count = self.step_count + 1
+  local groups = self.groups
+  for gi = 1, #groups do
+    local g = groups[gi]
+    if g._lists == nil or g._n ~= #g.params or g._wd ~= opt(g, "weight_decay", self) then prepare(self) end
+    local lists = g._lists
+    for li = 1, #lists do
+      local l = lists[li]
+      l.step = l.step + 1
+      self:_step(g, l, zero)
+      local ps, pstate = l.params, self.param_state
+      for i = 1, #ps do self:_stepped(pstate[ps[i].value], l.step) end
+    end
+  end
+end
+
+local function zero_grad(self)
+  if not self._grads then prepare(self) end
+  core.zero_grad_many(self._grads)
+end
+
+-- The public step / zero_grad of a class: the '.'-call check names the class ("Adam.step").
+local function methods(cls, name)
+  cls.step = function(self, opts)
+    checks.method(name .. ".step", self, "opt:step()")
+    return step(self, opts, name .. ".step")
+  end
+  cls.zero_grad = function(self)
+    checks.method(name .. ".zero_grad", self, "opt:zero_grad()")
+    return zero_grad(self)
   end
 end
 
@@ -87,51 +159,44 @@ function Optimizer:parameters()
   return out
 end
 
+-- The checkpointable copy of one parameter's state (tensors cloned).
+local function copy_state(ps)
+  local copy = {}
+  for k, v in pairs(ps) do copy[k] = checks.is_tensor(v) and v:clone() or v end
+  return copy
+end
+
 --- Optimiser state (step count, per-parameter buffers) as a checkpointable table.
 function Optimizer:state()
   local s = { step_count = self.step_count, lr = self.lr, params = {} }
-  local i = 0
-  for _, g in ipairs(self.groups) do
-    for _, p in ipairs(g.params) do
-      i = i + 1
-      local ps = self.param_state[p.value]
-      if ps then
-        local copy = {}
-        for k, v in pairs(ps) do copy[k] = collapse.is_tensor(v) and v:clone() or v end
-        s.params[i] = copy
-      else
-        s.params[i] = false
-      end
-    end
+  for i, p in ipairs(self:parameters()) do
+    local ps = self.param_state[p.value]
+    s.params[i] = ps and ps.started and copy_state(ps) or false -- as PyTorch: no entry before a step
   end
   return s
 end
 
 function Optimizer:load_state(s)
-  if type(s) ~= "table" or type(s.params) ~= "table" then error("load_state: optimiser state table expected", 2) end
+  if type(s) ~= "table" or type(s.params) ~= "table" then fail("load_state", "optimiser state table expected") end
+  local params = self:parameters()
+  if #params ~= #s.params then
+    fail("load_state", "state has %d parameters, optimiser has %d", #s.params, #params)
+  end
   self.step_count = s.step_count or 0
   self.lr = s.lr or self.lr
-  local i = 0
-  for _, g in ipairs(self.groups) do
-    for _, p in ipairs(g.params) do
-      i = i + 1
-      local ps = s.params[i]
-      if ps then
-        local copy = {}
-        for k, v in pairs(ps) do copy[k] = collapse.is_tensor(v) and v:clone() or v end
-        self.param_state[p.value] = copy
-      else
-        self.param_state[p.value] = nil
-      end
-    end
+  for i, p in ipairs(params) do
+    local ps = s.params[i]
+    self.param_state[p.value] = ps and copy_state(ps) or nil
+    if ps then self.param_state[p.value].started = true end
   end
-  if i ~= #s.params then error(("load_state: state has %d parameters, optimiser has %d"):format(#s.params, i), 2) end
+  invalidate(self)
   return self
 end
 
 -- SGD ------------------------------------------------------------------------------------------
 local SGD = setmetatable({}, { __index = Optimizer })
 SGD.__index = SGD
+methods(SGD, "SGD")
 
 --- optim.SGD(params, {lr, momentum = 0, dampening = 0, nesterov = false, weight_decay = 0})
 function optim.SGD(params, opts)
@@ -150,40 +215,24 @@ function SGD:_validate(o, fn)
   end
 end
 
--- step{zero_grad = true}: the update, then the gradients zeroed in the same pass over memory
--- (the same as step() followed by zero_grad(), one memory pass fewer).
-local function zero_flag(fn, opts)
-  if opts == nil then return false end
-  if type(opts) ~= "table" then fail(fn, "options must be a table {zero_grad = true}, got %s", type(opts)) end
-  for k in pairs(opts) do
-    if k ~= "zero_grad" then fail(fn, "unknown option '%s' (zero_grad)", tostring(k)) end
-  end
-  return opts.zero_grad and true or false
+-- The momentum buffer is made with the state when the group has momentum; first = no step yet.
+function SGD:_new_state(p, g)
+  local st = { first = true }
+  if opt(g, "momentum", self) ~= 0 then st.momentum_buffer = core.zeros(p.value:shape(), p.value:dtype()) end
+  return st
 end
+function SGD:_state_tensors(st) return st.momentum_buffer or false, false, not st.first end
+function SGD:_stepped(st) st.first, st.started = false, true end
 
-function SGD:step(opts)
-  local zero = zero_flag("SGD.step", opts)
-  self.step_count = self.step_count + 1
-  for _, g in ipairs(self.groups) do
-    local lr, mom, damp = opt(g, "lr", self), opt(g, "momentum", self), opt(g, "dampening", self)
-    local nest, wd = opt(g, "nesterov", self), opt(g, "weight_decay", self)
-    for _, p in ipairs(g.params) do
-      local st = self.param_state[p.value]
-      if not st then
-        st = { first = true }
-        if mom ~= 0 then st.momentum_buffer = core.zeros(p.value:shape(), p.value:dtype()) end
-        self.param_state[p.value] = st
-      end
-      core.sgd_step(p.value, p.grad, st.momentum_buffer, st.first, lr, mom, damp, nest and true or false,
-        p.decay == false and 0 or wd, zero)
-      st.first = false
-    end
-  end
+function SGD:_step(g, l, zero)
+  core.sgd_step_many(l.list, opt(g, "lr", self), opt(g, "momentum", self), opt(g, "dampening", self),
+    opt(g, "nesterov", self) and true or false, zero)
 end
 
 -- Adam / AdamW ------------------------------------------------------------------------------------
 local Adam = setmetatable({}, { __index = Optimizer })
 Adam.__index = Adam
+methods(Adam, "Adam")
 
 local function new_adam(fn, params, opts, decoupled, default_wd)
   local self = new_optimizer(Adam, fn, params, opts,
@@ -208,23 +257,17 @@ function Adam:_validate(o, fn)
   number_in(fn, "weight_decay", o.weight_decay, 0, math.huge)
 end
 
-function Adam:step(opts)
-  local zero = zero_flag(self.name .. ".step", opts)
-  self.step_count = self.step_count + 1
-  for _, g in ipairs(self.groups) do
-    local lr, betas, eps, wd = opt(g, "lr", self), opt(g, "betas", self), opt(g, "eps", self), opt(g, "weight_decay", self)
-    for _, p in ipairs(g.params) do
-      local st = self.param_state[p.value]
-      if not st then
-        st = { step = 0, exp_avg = core.zeros(p.value:shape(), p.value:dtype()),
-          exp_avg_sq = core.zeros(p.value:shape(), p.value:dtype()) }
-        self.param_state[p.value] = st
-      end
-      st.step = st.step + 1
-      core.adam_step(p.value, p.grad, st.exp_avg, st.exp_avg_sq, st.step, lr, betas[1], betas[2], eps,
-        p.decay == false and 0 or wd, self.decoupled, zero)
-    end
-  end
+function Adam:_new_state(p)
+  return { step = 0, exp_avg = core.zeros(p.value:shape(), p.value:dtype()),
+    exp_avg_sq = core.zeros(p.value:shape(), p.value:dtype()) }
+end
+function Adam:_state_tensors(st) return st.exp_avg, st.exp_avg_sq, false end
+function Adam:_stepped(st, step) st.step, st.started = step, true end
+
+function Adam:_step(g, l, zero)
+  local betas = opt(g, "betas", self)
+  core.adam_step_many(l.list, l.step, opt(g, "lr", self), betas[1], betas[2], opt(g, "eps", self), self.decoupled,
+    zero)
 end
 
 -- Schedules ----------------------------------------------------------------------------------------

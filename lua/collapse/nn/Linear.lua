@@ -17,24 +17,11 @@ function Linear:init(n_in, n_out, opts)
   local dtype = opts.dtype and checks.float_dtype(fn, "dtype", opts.dtype) or collapse.default_dtype()
   local rng = checks.rng(fn, "rng", opts.rng, true) or collapse.rng(0)
   self.in_features, self.out_features, self.dtype = n_in, n_out, dtype
-  self._tensors = { "weight", "bias", "weight_grad", "bias_grad" }
-  local bound = 1 / math.sqrt(n_in)
-  self.weight = Module.uniform({ n_out, n_in }, bound, dtype, rng)
-  self.weight_grad = core.zeros({ n_out, n_in }, dtype)
-  if opts.bias == nil or opts.bias then
-    self.bias = Module.uniform({ n_out }, bound, dtype, rng)
-    self.bias_grad = core.zeros({ n_out }, dtype)
-  end
+  self:init_weight_bias({ n_out, n_in }, n_out, n_in, opts.bias == nil or opts.bias, dtype, rng)
 end
 
 function Linear:describe()
   return ("nn.Linear(%d -> %d%s)"):format(self.in_features, self.out_features, self.bias and "" or ", no bias")
-end
-
-function Linear:parameters()
-  local p = { self:param("weight", self.weight, self.weight_grad) }
-  if self.bias then p[2] = self:param("bias", self.bias, self.bias_grad) end
-  return p
 end
 
 function Linear:forward(x)
@@ -44,7 +31,6 @@ end
 
 --- grad_input only when need_input_grad ~= false (a first layer needs none).
 function Linear:backward(x, gy, need_input_grad)
-  self:need_forward("Linear.backward")
   local gx = nil
   if need_input_grad ~= false then gx = self.grad_input or false end
   gx = core.linear_backward(x, gy, gx, self.weight, self.weight_grad, self.bias_grad)

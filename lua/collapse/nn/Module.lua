@@ -10,8 +10,14 @@ local class = require("collapse.nn.class")
 local Module = class("nn.Module")
 
 function Module:init() end
-function Module:describe() return getmetatable(self).__name .. "()" end
-function Module:parameters() return {} end
+function Module:describe() return self.__name .. "()" end
+--- weight then bias when the module has them (Linear, Conv2d, an affine BatchNorm), else none.
+function Module:parameters()
+  local p = {}
+  if self.weight then p[1] = self:param("weight", self.weight, self.weight_grad) end
+  if self.bias then p[#p + 1] = self:param("bias", self.bias, self.bias_grad) end
+  return p
+end
 function Module:buffers() return {} end
 function Module:train() self.training = true; return self end
 function Module:evaluate() self.training = false; return self end
@@ -31,9 +37,12 @@ function Module:param(name, value, grad)
   return { name = name, value = value, grad = grad, decay = true, module = self }
 end
 
---- Raises "Name.backward: call forward first" unless forward has run (self.output set).
-function Module:need_forward(fn)
-  if self.output == nil then checks.fail(fn, "call forward first") end
+--- Raises "Name.method: call forward first" unless forward has run (self.output set, or a
+-- fused step ran this module's forward). For the modules whose backward uses what forward left
+-- (an activation's output, BatchNorm's batch statistics); Linear, Conv2d and the pooling layers
+-- compute theirs from x alone. Pure Lua: it runs on every backward.
+function Module:need_forward(method)
+  if self.output == nil and not self._fused_ran then checks.fail(self.__short .. "." .. method, "call forward first") end
 end
 
 --- Parameters and buffers by name, cloned (a checkpointable table of tensors).
@@ -70,7 +79,7 @@ end
 --- Converts parameters and buffers (the fields listed in self._tensors) to a float dtype in place;
 -- outputs and gradient buffers are dropped (the next kernel call makes them in the new dtype).
 function Module:to(dtype)
-  checks.float_dtype(getmetatable(self).__name .. ".to", "dtype", dtype)
+  checks.float_dtype(self.__short .. ".to", "dtype", dtype)
   for _, field in ipairs(self._tensors or {}) do
     if self[field] then self[field] = self[field]:to(dtype) end
   end
@@ -82,6 +91,20 @@ end
 --- Uniform(-bound, bound) initialisation as PyTorch's Linear/Conv2d default (bound = 1/sqrt(fan_in)).
 function Module.uniform(shape, bound, dtype, rng)
   return require("collapse.core").rand(shape, dtype, rng) * (2 * bound) - bound
+end
+
+--- A weight of weight_shape and (when with_bias) a bias [bias_size] drawn from PyTorch's default
+-- U(-1/sqrt(fan_in), 1/sqrt(fan_in)), weight first, with zero gradients: Linear's and Conv2d's.
+function Module:init_weight_bias(weight_shape, bias_size, fan_in, with_bias, dtype, rng)
+  local core = require("collapse.core")
+  local bound = 1 / math.sqrt(fan_in)
+  self.weight = Module.uniform(weight_shape, bound, dtype, rng)
+  self.weight_grad = core.zeros(weight_shape, dtype)
+  if with_bias then
+    self.bias = Module.uniform({ bias_size }, bound, dtype, rng)
+    self.bias_grad = core.zeros({ bias_size }, dtype)
+  end
+  self._tensors = { "weight", "bias", "weight_grad", "bias_grad" }
 end
 
 --- Offered fusion with the next module: nil (none) unless a class overrides it; see

@@ -5,7 +5,8 @@
 -- Instances have the class as metatable (getmetatable(m) == Linear, so Sequential:find(nn.Linear)
 -- works); methods are inherited from parent through __index; tostring(m) is m:describe().
 local function class(name, parent)
-  local c = { __name = name, __collapse_object = true }
+  -- __short: the name in messages ("Linear.backward: ..."), made once here, not on every call
+  local c = { __name = name, __short = name:match("^nn%.(.+)$") or name, __collapse_object = true }
   c.__index = c
   c.__tostring = function(self) return self:describe() end
   return setmetatable(c, {
