@@ -191,7 +191,8 @@ function nc.regularized_loss(model, dataset, lambda, opts)
   return r
 end
 
---- nc.certify(model, dataset, lambda, {q, batch_size}) -> {metrics, loss, bound, model_free}:
+--- nc.certify(model, dataset, lambda, {q, batch_size, decompose = true}) -> {metrics, loss, bound,
+-- model_free, decomposition (nc.decompose, bn_mode "running"; nil when lambda = 0)}:
 -- the measured metrics, the BN-based bound at the regularised loss and the model-free
 -- certificate (L_hat = CE + lambda/2 (A + Q + ||b||^2), docs/theory.md) side by side.
 function nc.certify(model, dataset, lambda, opts)
@@ -228,8 +229,11 @@ function nc.certify(model, dataset, lambda, opts)
     end
   end
   model_free.loss = l_hat
+  -- epsilon split into the proof chain's slacks, on the evaluate-mode features of the bound's L_reg
+  local decomposition = lambda > 0 and opts.decompose ~= false
+    and nc.decompose(model, dataset, lambda, { batch_size = opts.batch_size, bn_mode = "running" }) or nil
   return { metrics = metrics, loss = loss, bound = bound, model_free = model_free, balanced = n_min == n_max,
-    lambda = lambda, classes = C }
+    lambda = lambda, classes = C, decomposition = decomposition }
 end
 
 --- nc.not_applicable(lambda, classes, loss): the bound record used when lambda = 0 (weight decay 0):
