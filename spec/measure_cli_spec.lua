@@ -166,7 +166,7 @@ describe("collapse measure errors", function()
     expect_error("features '" .. dir .. "/y6.npy' is 1-d; expected a 2-d [N x d] array", run,
       { dir .. "/y6.npy", dir .. "/y6.npy" })
     expect_error(".npz archives are not supported yet", run, { dir .. "/data.npz", dir .. "/y6.npy" })
-    expect_error("unknown option '--lamda'", run, { dir .. "/x6.npy", dir .. "/y6.npy", "--lamda", "1" })
+    expect_error("unknown flag --lamda", run, { dir .. "/x6.npy", dir .. "/y6.npy", "--lamda", "1" })
     expect_error("--lambda and --loss go together", run, { dir .. "/x6.npy", dir .. "/y6.npy", "--lambda", "1" })
     expect_error("--label-base must be 0 or 1", run, { dir .. "/x6.npy", dir .. "/y6.npy", "--label-base", "2" })
   end)

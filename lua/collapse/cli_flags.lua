@@ -1,7 +1,8 @@
 --- Strict, table-driven parsing of the `collapse` command line.
 -- Each command declares its flags once:
 --   { name = "per-class", type = "integer", min = 1, required = false, help = "..." }
--- types: "string", "number" (finite), "integer", "boolean" (no value), "set" (repeatable key=value).
+-- types: "string", "number" (finite), "integer", "boolean" (no value), "set" (repeatable key=value),
+-- "pair" (repeatable, two words: `--shard FEATURES LABELS`; no `=` form).
 -- An unknown flag, a missing or malformed value, a repeated flag, a missing required flag or too
 -- many positional words is an error naming the command, the flag and what was expected; nothing is
 -- ever silently ignored. `--flag=value` and `--flag value` are both accepted.
@@ -71,7 +72,16 @@ function cli_flags.parse(cmd, decl, args)
       local f = by_name[name] or by_name[name:gsub("_", "-")]
       if not f then fail(cmd, ("unknown flag --%s (flags: %s)"):format(name, names(decl))) end
       local key = f.name:gsub("-", "_")
-      if f.type == "boolean" then
+      if f.type == "pair" then
+        if inline then fail(cmd, ("--%s takes two words (%s), not '=%s'"):format(f.name, f.words or "A B", inline)) end
+        local x, y = args[i + 1], args[i + 2]
+        if x == nil or y == nil or x:sub(1, 2) == "--" or y:sub(1, 2) == "--" then
+          fail(cmd, ("--%s needs %s"):format(f.name, f.words or "two values"))
+        end
+        out[key] = out[key] or {}
+        table.insert(out[key], { x, y })
+        i = i + 3
+      elseif f.type == "boolean" then
         if inline then fail(cmd, ("--%s takes no value, got '%s'"):format(f.name, inline)) end
         if out[key] then fail(cmd, ("--%s given twice"):format(f.name)) end
         out[key] = true

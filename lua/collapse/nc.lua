@@ -2,6 +2,7 @@
 -- The numerics live in C (csrc/nc); this layer checks arguments and walks models and datasets.
 local collapse = require("collapse")
 local core = require("collapse.core")
+local conventions = require("collapse.nc.conventions")
 
 local nc = {}
 
@@ -50,10 +51,13 @@ local function check_q(fn, q)
   return q
 end
 
-local MEASURE_OPTS = { classifier = true, bias = true, q = true, classes = true, within_spectrum = true }
+local MEASURE_OPTS = { classifier = true, bias = true, q = true, classes = true, within_spectrum = true,
+  conventions = true }
+nc.conventions = conventions
 
 --- nc.measure(features [N x d], labels (1..C), {classifier = linear or W, bias = b, q = 0.05,
--- classes = C, within_spectrum = false}) -> table of every metric of docs/metrics.md.
+-- classes = C, within_spectrum = false, conventions = {global_mean = "samples", ...}}) -> table of
+-- every metric of docs/metrics.md (conventions: its "Conventions" section; defaults if absent).
 function nc.measure(features, labels, opts)
   local fn = "nc.measure"
   opts = opts or {}
@@ -66,10 +70,11 @@ function nc.measure(features, labels, opts)
   local y = labels_tensor(fn, labels)
   local classes = opts.classes or y:max()
   local W, b = classifier_tensors(fn, opts.classifier, opts.bias)
-  return core.nc_measure(features, y, classes, W, b, check_q(fn, opts.q), opts.within_spectrum and true or false)
+  return core.nc_measure(features, y, classes, W, b, check_q(fn, opts.q), opts.within_spectrum and true or false,
+    conventions.bits(fn, opts.conventions))
 end
 
---- nc.measure_model(model, dataset, {batch_size = 1024, q = 0.05, within_spectrum = false}):
+--- nc.measure_model(model, dataset, {batch_size = 1024, q = 0.05, within_spectrum = false, conventions = {...}}):
 -- two streaming passes over the dataset, features taken at the input of the final Linear, the
 -- model in evaluate mode (its mode is restored afterwards).
 function nc.measure_model(model, dataset, opts)
@@ -84,7 +89,8 @@ function nc.measure_model(model, dataset, opts)
   local was_training = model.training
   model:evaluate()
   local W, b = classifier_tensors(fn, cls)
-  local stats = core.nc_stats(dataset.classes, cls.in_features, opts.within_spectrum and true or false)
+  local stats = core.nc_stats(dataset.classes, cls.in_features, opts.within_spectrum and true or false,
+    conventions.bits(fn, opts.conventions))
   local function features(x)
     local h = model:features(x)
     if h:dim() ~= 2 or h:size(2) ~= cls.in_features then
