@@ -456,7 +456,8 @@ COLLAPSE_API collapse_status collapse_nc_stats_clone(const collapse_nc_stats *s,
  * label_base (0 as numpy/PyTorch write them, or 1). _info checks both files (same N, labels
  * integral and in range; classes <= 0: inferred as max - base + 1) and gives N, d and the class
  * count; _pass_files runs pass 1 or 2 (pass = 1 or 2) over the pair. Memory: O(C d) + one chunk.
- * A bad label fails naming its value and 0-based row. .npz is refused for now. */
+ * A bad label fails naming its value and 0-based row. An .npz member is named "a.npz:member"; a
+ * bare "a.npz" means its member "features" (or "labels"); members stream by rows, stored or deflated. */
 COLLAPSE_API collapse_status collapse_nc_files_info(const char *features, const char *labels, int label_base,
                                                     int classes, int64_t *n, int64_t *dim, int *classes_out);
 COLLAPSE_API collapse_status collapse_nc_stats_pass_files(collapse_nc_stats *s, int pass, const char *features,
@@ -545,6 +546,10 @@ COLLAPSE_API collapse_status collapse_npy_write(const char *path, collapse_dtype
  * end; a file shorter than its header says fails naming the missing rows. */
 typedef struct collapse_npy_rows collapse_npy_rows; /* opaque */
 COLLAPSE_API collapse_status collapse_npy_rows_open(const char *path, collapse_npy_rows **out);
+/* The same over the NPY member `member` (with or without ".npy") of an .npz archive, stored or
+ * deflated (inflated as the rows are read); an absent member fails listing the members. */
+COLLAPSE_API collapse_status collapse_npy_rows_open_npz(const char *archive, const char *member,
+                                                        collapse_npy_rows **out);
 COLLAPSE_API int collapse_npy_rows_shape(const collapse_npy_rows *r, int64_t *shape);
 COLLAPSE_API int collapse_npy_rows_is_float(const collapse_npy_rows *r);
 COLLAPSE_API int collapse_npy_rows_is_float32(const collapse_npy_rows *r);

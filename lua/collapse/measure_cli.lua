@@ -14,6 +14,10 @@ M.USAGE = [[
 usage: collapse measure FEATURES LABELS [options]
        collapse measure --shard F1 L1 --shard F2 L2 ... [options]
   FEATURES: [N x d] float32/float64 .npy (streamed by rows) or .csv; LABELS: [N] integer .npy/.csv
+  .npz: "a.npz:member" anywhere a file is named; a bare a.npz means its member "features" (FEATURES,
+        --features-key K), "labels" (LABELS, --labels-key K), "classifier" / "bias" (--classifier,
+        --bias); `collapse measure a.npz` takes both arrays from one archive. Members stream by rows
+        (stored or deflated); the classifier and bias are read whole.
   --label-base 0|1      first class label (default 0, as numpy/PyTorch write them)
   --classes C           number of classes (default: largest label - base + 1)
   --classifier W.npy    [C x d] weight: adds the classifier metrics; --bias b.npy [C]
@@ -45,22 +49,46 @@ local FLAGS = { positionals = 2, flags = {
   { name = "help", type = "boolean" },
 } }
 
+local function is_npz(path) return path:match("%.npz$") or path:find(".npz:", 1, true) end
+
 local function parse(args)
   local pos, flags = cli_flags.parse("measure", FLAGS, args)
   local shards = {}
-  if #pos == 2 then shards[1] = { features = pos[1], labels = pos[2] }
-  elseif #pos ~= 0 then fail("expected FEATURES LABELS (or --shard F L ...), got %d file name", #pos) end
+  if #pos == 1 and is_npz(pos[1]) then shards[1] = { features = pos[1], labels = pos[1] }
+  elseif #pos == 2 then shards[1] = { features = pos[1], labels = pos[2] }
+  elseif #pos ~= 0 then fail("expected FEATURES LABELS, one ARCHIVE.npz (or --shard F L ...), got %d file name", #pos) end
   for _, p in ipairs(flags.shard or {}) do shards[#shards + 1] = { features = p[1], labels = p[2] } end
+  -- a bare archive names its member by the role (--features-key / --labels-key)
+  for _, sh in ipairs(shards) do
+    if is_npz(sh.features) and not sh.features:find(".npz:", 1, true) then
+      sh.features = sh.features .. ":" .. (flags.features_key or "features")
+    end
+    if is_npz(sh.labels) and not sh.labels:find(".npz:", 1, true) then
+      sh.labels = sh.labels .. ":" .. (flags.labels_key or "labels")
+    end
+  end
   local conv = {}
   for _, kv in ipairs(flags.convention or {}) do conv[#conv + 1] = kv[1] .. "=" .. tostring(kv[2]) end
   flags.conventions = conventions.parse_assignments("measure", conv)
   return shards, flags
 end
 
--- A small array file (the classifier) as a float64 tensor.
+-- A small array file (the classifier) as a float64 tensor; "a.npz:member" or "a.npz" (member `what`).
 local function read_array(path, what)
   local ok, t = pcall(function()
     if path:match("%.csv$") or path:match("%.csv%.gz$") then return collapse.data.csv(path, { dtype = "float64" }) end
+    local archive, member = path:match("^(.*%.npz):(.+)$")
+    if not archive and path:match("%.npz$") then archive, member = path, what end
+    if archive then
+      local members = collapse.data.npz(archive)
+      if not members[member] then
+        local names = {}
+        for k in pairs(members) do names[#names + 1] = "'" .. k .. "'" end
+        table.sort(names)
+        error(("'%s' has no member '%s' (members: %s)"):format(archive, member, table.concat(names, ", ")), 0)
+      end
+      return members[member]
+    end
     return collapse.data.npy(path)
   end)
   if not ok then fail("cannot read %s '%s': %s", what, path, tostring(t)) end
