@@ -71,20 +71,28 @@ static char *dup_str(const char *s) {
     return p;
 }
 
+/* A zeroed reader holding a copy of name as its path (or archive); NULL when out of memory. */
+static collapse_npy_rows *rows_alloc(const char *name, int archive) {
+    collapse_npy_rows *r = calloc(1, sizeof *r);
+    char *p = r ? dup_str(name) : NULL;
+    if (!p) {
+        free(r);
+        return NULL;
+    }
+    if (archive) r->archive = p;
+    else r->path = p;
+    return r;
+}
+
 collapse_status collapse_npy_rows_open(const char *path, collapse_npy_rows **out) {
     if (!out) return collapse_fail(COLLAPSE_ERR_ARG, "npy_rows_open: out expected, got NULL");
     *out = NULL;
     if (!path) return collapse_fail(COLLAPSE_ERR_ARG, "npy_rows_open: path expected, got NULL");
-    collapse_npy_rows *r = calloc(1, sizeof *r);
-    char *p = r ? dup_str(path) : NULL;
-    if (!p) {
-        free(r);
-        return collapse_fail(COLLAPSE_ERR_NOMEM, "npy_rows_open: out of memory");
-    }
-    r->path = p;
+    collapse_npy_rows *r = rows_alloc(path, 0);
+    if (!r) return collapse_fail(COLLAPSE_ERR_NOMEM, "npy_rows_open: out of memory");
     collapse_status st = collapse_io_reader_open(&r->r, "npy_rows", path);
     if (st != COLLAPSE_OK) {
-        free(p);
+        free(r->path);
         free(r);
         return st;
     }
@@ -103,16 +111,11 @@ collapse_status collapse_npy_rows_open_npz(const char *archive, const char *memb
     if (!out) return collapse_fail(COLLAPSE_ERR_ARG, "%s: out expected, got NULL", fn);
     *out = NULL;
     if (!archive || !member) return collapse_fail(COLLAPSE_ERR_ARG, "%s: archive and member expected, got NULL", fn);
-    collapse_npy_rows *r = calloc(1, sizeof *r);
-    char *a = r ? dup_str(archive) : NULL;
-    if (!a) {
-        free(r);
-        return collapse_fail(COLLAPSE_ERR_NOMEM, "%s: out of memory", fn);
-    }
-    r->archive = a;
-    collapse_status st = collapse_io_zip_open(&r->zip, "npy_rows", a);
+    collapse_npy_rows *r = rows_alloc(archive, 1);
+    if (!r) return collapse_fail(COLLAPSE_ERR_NOMEM, "%s: out of memory", fn);
+    collapse_status st = collapse_io_zip_open(&r->zip, "npy_rows", r->archive);
     if (st != COLLAPSE_OK) {
-        free(a);
+        free(r->archive);
         free(r);
         return st;
     }

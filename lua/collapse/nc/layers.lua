@@ -4,6 +4,7 @@
 local collapse = require("collapse")
 local core = require("collapse.core")
 local conventions = require("collapse.nc.conventions")
+local eval_mode = require("collapse.nc.eval_mode")
 
 local layers = {}
 
@@ -92,10 +93,8 @@ function layers.measure_layers(model, dataset, opts)
   opts = opts or {}
   local bs, q, conv = check_args(fn, model, dataset, opts)
   local idx = chosen(fn, opts.layers, #model.modules)
-  local was_training = model.training
-  model:evaluate()
   local stats = {}
-  local ok, err = pcall(function()
+  local ok, err = eval_mode(model, function()
     pass(fn, model, dataset, bs, idx, stats, 1, conv)
     if #stats < #idx then fail(fn, "the dataset is empty") end
     for k, s in ipairs(stats) do
@@ -106,7 +105,6 @@ function layers.measure_layers(model, dataset, opts)
     end
     pass(fn, model, dataset, bs, idx, stats, 2)
   end)
-  if was_training then model:train() end
   if not ok then
     for _, s in ipairs(stats) do s:free() end
     error(err, 2)
