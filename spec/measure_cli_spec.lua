@@ -202,7 +202,7 @@ describe("collapse measure errors", function()
     expect_error("case.npz' has no member 'feats' (members: 'features', 'labels', 'classifier', 'bias')", run,
       { CONV .. "case.npz", "--features-key", "feats" })
     expect_error("expected FEATURES LABELS, one ARCHIVE.npz", run, { dir .. "/x6.npy" })
-    expect_error("unknown option '--lamda'", run, { dir .. "/x6.npy", dir .. "/y6.npy", "--lamda", "1" })
+    expect_error("unknown flag --lamda", run, { dir .. "/x6.npy", dir .. "/y6.npy", "--lamda", "1" })
     expect_error("--lambda and --loss go together", run, { dir .. "/x6.npy", dir .. "/y6.npy", "--lambda", "1" })
     expect_error("--label-base must be 0 or 1", run, { dir .. "/x6.npy", dir .. "/y6.npy", "--label-base", "2" })
   end)

@@ -4,7 +4,9 @@
 -- types: "string", "number" (finite), "integer", "boolean" (no value), "set" (repeatable key=value),
 -- "pair" (repeatable, two words: `--shard FEATURES LABELS`; no `=` form). A flag may add
 -- check = function(value) -> value, raising its own message for a bad one (error(msg, 0)).
--- decl.positional_name (e.g. "FILE") words the error for extra words when one is allowed.
+-- decl.positional_name (e.g. "FILE") words the error for extra words when one is allowed;
+-- decl.messages = {unknown = "...%s...%s", twice = "...%s..."} rewords those two errors (the flag
+-- name, and for unknown the list of flags), for commands whose messages are fixed elsewhere.
 -- A value that starts with "--" is taken as a missing value ("--out needs a value").
 -- An unknown flag, a missing or malformed value, a repeated flag, a missing required flag or too
 -- many positional words is an error naming the command, the flag and what was expected; nothing is
@@ -74,7 +76,7 @@ function cli_flags.parse(cmd, decl, args)
       local name, inline = a:sub(3):match("^([^=]*)=(.*)$")
       name = name or a:sub(3)
       local f = by_name[name] or by_name[name:gsub("_", "-")]
-      if not f then fail(cmd, ("unknown option '--%s' (expected %s)"):format(name, names(decl))) end
+      if not f then fail(cmd, ((decl.messages or {}).unknown or "unknown flag --%s (flags: %s)"):format(name, names(decl))) end
       local key = f.name:gsub("-", "_")
       if f.type == "pair" then
         if inline then fail(cmd, ("--%s takes two words (%s), not '=%s'"):format(f.name, f.words or "A B", inline)) end
@@ -87,7 +89,7 @@ function cli_flags.parse(cmd, decl, args)
         i = i + 3
       elseif f.type == "boolean" then
         if inline then fail(cmd, ("--%s takes no value, got '%s'"):format(f.name, inline)) end
-        if out[key] then fail(cmd, ("option --%s given twice"):format(f.name)) end
+        if out[key] then fail(cmd, ((decl.messages or {}).twice or "--%s given twice"):format(f.name)) end
         out[key] = true
         i = i + 1
       else
@@ -97,7 +99,7 @@ function cli_flags.parse(cmd, decl, args)
         if f.type == "set" then
           out[key] = out[key] or {}
           table.insert(out[key], v)
-        elseif out[key] ~= nil then fail(cmd, ("option --%s given twice"):format(f.name))
+        elseif out[key] ~= nil then fail(cmd, ((decl.messages or {}).twice or "--%s given twice"):format(f.name))
         else out[key] = v end
         i = i + (inline and 1 or 2)
       end

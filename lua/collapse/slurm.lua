@@ -45,7 +45,8 @@ local function time_limit(v)
 end
 
 -- The flags, parsed by the strict table-driven collapse.cli_flags; the checks word the errors.
-local FLAGS = { positionals = 1, positional_name = "FILE", flags = {
+local FLAGS = { positionals = 1, positional_name = "FILE",
+  messages = { unknown = "unknown option '--%s' (expected %s)", twice = "option --%s given twice" }, flags = {
   { name = "out", type = "string", check = out_dir },
   { name = "partition", type = "string", check = partition },
   { name = "time", type = "string", check = time_limit },
