@@ -21,7 +21,8 @@ usage: collapse <command> [options]
   bound --lambda L --classes C --loss X [--per-class n] [--no-bn] [--q 0.05]
         the optimal loss and the collapse certified by a regularised loss X (docs/theory.md).
   measure FEATURES.npy LABELS.npy [--classifier W.npy] [--lambda L --loss X] [--json OUT] ...
-        collapse metrics of stored features, streamed; `collapse measure --help` (docs/metrics.md).
+        collapse metrics of stored features (.npy, .npz members, CSV), streamed; --convention K=V;
+        `collapse measure --help` (docs/metrics.md).
   demo [--out DIR] [--quick]
         the default experiment: BN vs no BN across weight decay on conic data, then on a
         Fashion-MNIST subset when the Debian package is installed.
