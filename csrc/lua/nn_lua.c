@@ -14,7 +14,7 @@ static int l_linear_forward(lua_State *L) {
     return kernel_return(L, (const int[]){2}, 1);
 }
 
-/* linear_backward(x, gy, gx|false|nil, W, gW, gb|nil) -> gx (nil when not wanted) */
+/* linear_backward(x, gy, gx|false|nil, W, gW|nil, gb|nil) -> gx (nil when not wanted) */
 static int l_linear_backward(lua_State *L) {
     static const char fn[] = "linear_backward";
     collapse_tensor *W = T(4, "weight");

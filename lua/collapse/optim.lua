@@ -7,6 +7,7 @@
 local collapse = require("collapse")
 local core = require("collapse.core")
 local checks = require("collapse.checks")
+local Module = require("collapse.nn.Module") -- Module.freeze_version: frozen parameters changed
 
 local optim = {}
 local fail, number_in = checks.fail, checks.number_in
@@ -66,38 +67,55 @@ end
 -- to the optimiser, set by new_optimizer), read without a call into C: it runs on every step.
 local function opt(g, k) return g[k] end
 
+-- A parameter the optimiser updates: not frozen (PyTorch's requires_grad). The module's live flag
+-- when the entry names its module (m:freeze after the optimiser was made), else the entry's own.
+local function trainable(p)
+  local m, key = p.module, p.key
+  if m ~= nil and key ~= nil and type(m.requires_grad) == "function" then return m:requires_grad(key) end
+  return p.requires_grad ~= false
+end
+
+-- Adds parameter p of group g (weight decay wd) to the list of its step count (made when new).
+local function add_param(self, g, p, wd, by_step, lists)
+  local st = self.param_state[p.value]
+  if not st then st = self:_new_state(p, g); self.param_state[p.value] = st end
+  local key = st.step or 0
+  local l = by_step[key]
+  if not l then
+    l = { step = key, params = {}, x = {}, g = {}, a = {}, b = {}, wd = {}, ready = {} }
+    by_step[key] = l
+    lists[#lists + 1] = l
+  end
+  local i = #l.params + 1
+  l.params[i], l.x[i], l.g[i], l.wd[i] = p, p.value, p.grad, p.decay == false and 0 or wd
+  l.a[i], l.b[i], l.ready[i] = self:_state_tensors(st)
+end
+
 -- The C param lists of every group (g._lists: one per distinct step count, normally one) and of
--- all gradients (self._grads), made when missing or stale. new_state(p) makes a parameter's state.
+-- all trainable gradients (self._grads), made when missing or stale (groups, weight decay or
+-- frozen parameters changed). _new_state(p) makes a parameter's state.
 local function prepare(self)
   local all = {}
+  local version = Module.freeze_version
   for _, g in ipairs(self.groups) do
-    if g._lists == nil or g._n ~= #g.params then
-      local wd = opt(g, "weight_decay", self)
+    local wd = opt(g, "weight_decay", self)
+    if g._lists == nil or g._n ~= #g.params or g._wd ~= wd or g._fv ~= version then
       local by_step, lists = {}, {}
       for _, p in ipairs(g.params) do
-        local st = self.param_state[p.value]
-        if not st then st = self:_new_state(p, g); self.param_state[p.value] = st end
-        local key = st.step or 0
-        local l = by_step[key]
-        if not l then
-          l = { step = key, params = {}, x = {}, g = {}, a = {}, b = {}, wd = {}, ready = {} }
-          by_step[key] = l
-          lists[#lists + 1] = l
-        end
-        local i = #l.params + 1
-        l.params[i], l.x[i], l.g[i], l.wd[i] = p, p.value, p.grad, p.decay == false and 0 or wd
-        l.a[i], l.b[i], l.ready[i] = self:_state_tensors(st)
+        if trainable(p) then add_param(self, g, p, wd, by_step, lists) end -- frozen: no update, no decay
       end
       for _, l in ipairs(lists) do
         l.list = core.param_list(l.x, l.g, l.a, l.b, l.wd, l.ready)
         l.x, l.g, l.a, l.b = nil, nil, nil, nil
       end
-      g._lists, g._n, g._wd = lists, #g.params, wd
+      g._lists, g._n, g._wd, g._fv = lists, #g.params, wd, version
       self._grads = nil
     end
-    for _, p in ipairs(g.params) do all[#all + 1] = p.grad end
+    for _, p in ipairs(g.params) do
+      if trainable(p) then all[#all + 1] = p.grad end
+    end
   end
-  if not self._grads then self._grads = core.param_list(all, all, nil, nil, {}) end
+  if not self._grads then self._grads, self._fv = core.param_list(all, all, nil, nil, {}), version end
 end
 
 -- Forget the prepared lists (after the state or the groups changed).
@@ -124,7 +142,9 @@ local function step(self, opts, fn)
   local groups = self.groups
   for gi = 1, #groups do
     local g = groups[gi]
-    if g._lists == nil or g._n ~= #g.params or g._wd ~= opt(g, "weight_decay", self) then prepare(self) end
+    if g._lists == nil or g._n ~= #g.params or g._wd ~= opt(g, "weight_decay", self) or g._fv ~= Module.freeze_version then
+      prepare(self)
+    end
     local lists = g._lists
     for li = 1, #lists do
       local l = lists[li]
@@ -137,7 +157,7 @@ local function step(self, opts, fn)
 end
 
 local function zero_grad(self)
-  if not self._grads then prepare(self) end
+  if not self._grads or self._fv ~= Module.freeze_version then prepare(self) end
   core.zero_grad_many(self._grads)
 end
 

@@ -55,7 +55,8 @@ end
 function Conv2d:backward(x, gy, need_input_grad)
   local gx = nil -- nil: not wanted; false: wanted, made by the kernel on first use
   if need_input_grad ~= false then gx = self.grad_input or false end
-  gx, self.columns = core.conv2d_backward(x, gy, gx, self.weight, self.weight_grad, self.bias_grad, self.columns,
+  local gw, gb = self:live_grads()
+  gx, self.columns = core.conv2d_backward(x, gy, gx, self.weight, gw, gb, self.columns,
     self.stride, self.padding)
   if gx then self.grad_input = gx end
   return gx

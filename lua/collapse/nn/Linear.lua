@@ -33,7 +33,8 @@ end
 function Linear:backward(x, gy, need_input_grad)
   local gx = nil
   if need_input_grad ~= false then gx = self.grad_input or false end
-  gx = core.linear_backward(x, gy, gx, self.weight, self.weight_grad, self.bias_grad)
+  local gw, gb = self:live_grads()
+  gx = core.linear_backward(x, gy, gx, self.weight, gw, gb)
   if gx then self.grad_input = gx end
   return gx
 end
