@@ -45,28 +45,31 @@ function checks.fail(fn, msg, ...)
 end
 local fail = checks.fail
 
--- A value for messages: strings quoted, everything else tostring'd.
+-- A value for messages: strings quoted, tables, functions and userdata by type (no addresses),
+-- everything else tostring'd.
 local function show(v)
-  if type(v) == "string" then return ("'%s'"):format(v) end
+  local t = type(v)
+  if t == "string" then return ("'%s'"):format(v) end
+  if t == "table" or t == "function" or t == "userdata" or t == "thread" then return "a " .. t end
   return tostring(v)
 end
 checks.show = show
 
 function checks.positive_int(fn, name, v)
-  if math.type(v) ~= "integer" or v < 1 then fail(fn, "%s must be a positive integer, got %s", name, tostring(v)) end
+  if math.type(v) ~= "integer" or v < 1 then fail(fn, "%s must be a positive integer, got %s", name, show(v)) end
   return v
 end
 
 --- An integer >= lo.
 function checks.int_min(fn, name, v, lo)
-  if math.type(v) ~= "integer" or v < lo then fail(fn, "%s must be an integer >= %d, got %s", name, lo, tostring(v)) end
+  if math.type(v) ~= "integer" or v < lo then fail(fn, "%s must be an integer >= %d, got %s", name, lo, show(v)) end
   return v
 end
 
 --- A number in [lo, hi] (or [lo, hi) when open_hi); NaN fails.
 function checks.number_in(fn, name, v, lo, hi, open_hi)
   if type(v) ~= "number" or v ~= v or v < lo or (open_hi and v >= hi) or (not open_hi and v > hi) then
-    fail(fn, "%s must be a number in [%g, %g%s, got %s", name, lo, hi, open_hi and ")" or "]", tostring(v))
+    fail(fn, "%s must be a number in [%g, %g%s, got %s", name, lo, hi, open_hi and ")" or "]", show(v))
   end
   return v
 end

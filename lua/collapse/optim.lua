@@ -25,7 +25,7 @@ local function make_groups(fn, params, allowed)
       local group = { params = g.params }
       for k, v in pairs(g) do
         if k ~= "params" then
-          if not allowed[k] then fail(fn, "group %d: unknown option '%s'", gi, tostring(k)) end
+          if allowed[k] == nil then fail(fn, "group %d: unknown option '%s'", gi, tostring(k)) end
           group[k] = v
         end
       end
@@ -292,58 +292,68 @@ end
 
 -- Schedules ----------------------------------------------------------------------------------------
 -- A schedule remembers the initial lr of the optimiser and of each group, and sets
--- lr = initial * factor(epoch) at every :step() (call once per epoch, after training it).
-local function new_schedule(optimizer, factor, fn)
-  if type(optimizer) ~= "table" or type(optimizer.step) ~= "function" then fail(fn, "first argument must be an optimiser") end
-  local s = { optimizer = optimizer, epoch = 0, factor = factor, base = optimizer.lr, group_base = {} }
+-- lr = lr_at(initial, epoch) for each at every :step() (call once per epoch, after training it).
+-- lr_at takes the initial lr itself (not a factor of it), so an initial lr of 0 stays 0, never 0/0.
+local function new_schedule(optimizer, lr_at, fn)
+  if type(optimizer) ~= "table" or getmetatable(optimizer) == nil or type(optimizer.groups) ~= "table"
+    or type(optimizer.step) ~= "function" then
+    fail(fn, "first argument must be an optimiser (optim.SGD/Adam/AdamW), got %s", type(optimizer))
+  end
+  local s = { optimizer = optimizer, epoch = 0, base = optimizer.lr, group_base = {} }
   for i, g in ipairs(optimizer.groups) do s.group_base[i] = rawget(g, "lr") end
   s.step = function(self)
+    checks.method(fn .. ".step", self, "sched:step()")
     self.epoch = self.epoch + 1
-    local f = self.factor(self.epoch)
-    self.optimizer.lr = self.base * f
+    self.optimizer.lr = lr_at(self.base, self.epoch)
     for i, g in ipairs(self.optimizer.groups) do
-      if self.group_base[i] then rawset(g, "lr", self.group_base[i] * f) end
+      if self.group_base[i] then rawset(g, "lr", lr_at(self.group_base[i], self.epoch)) end
     end
     return self.optimizer.lr
   end
   s.get_lr = function(self) return self.optimizer.lr end
+  s.__collapse_object = true
   return s
 end
 
 --- optim.MultiStepLR(opt, {milestones = {...}, gamma = 0.1}): lr x gamma at each milestone epoch.
 function optim.MultiStepLR(optimizer, opts)
   local fn = "MultiStepLR"
-  if type(opts) ~= "table" or type(opts.milestones) ~= "table" then fail(fn, "milestones (a list of epochs) required") end
+  opts = checks.options(fn, opts, { milestones = true, gamma = true })
+  if type(opts.milestones) ~= "table" then fail(fn, "milestones (a list of epochs) required") end
   local gamma = opts.gamma or 0.1
   number_in(fn, "gamma", gamma, 0, math.huge)
   local ms = {}
   for i, m in ipairs(opts.milestones) do
-    if math.type(m) ~= "integer" or m < 1 then fail(fn, "milestone %d must be a positive integer", i) end
+    if math.type(m) ~= "integer" or m < 1 then fail(fn, "milestone %d must be a positive integer, got %s", i, tostring(m)) end
     ms[i] = m
   end
-  return new_schedule(optimizer, function(epoch)
+  return new_schedule(optimizer, function(base, epoch)
     local k = 0
     for _, m in ipairs(ms) do if epoch >= m then k = k + 1 end end
-    return gamma ^ k
+    return base * gamma ^ k
   end, fn)
 end
 
---- optim.CosineLR(opt, {T_max = n, eta_min = 0}): cosine annealing over T_max epochs.
+--- optim.CosineLR(opt, {T_max = n, eta_min = 0}): cosine annealing over T_max epochs (PyTorch's
+-- CosineAnnealingLR closed form: eta_min + (lr0 - eta_min) (1 + cos(pi e / T_max)) / 2, then
+-- eta_min after T_max), for the optimiser's lr and each group's own.
 function optim.CosineLR(optimizer, opts)
   local fn = "CosineLR"
-  if type(opts) ~= "table" or math.type(opts.T_max) ~= "integer" or opts.T_max < 1 then
-    fail(fn, "T_max must be a positive integer")
+  opts = checks.options(fn, opts, { T_max = true, eta_min = true })
+  if math.type(opts.T_max) ~= "integer" or opts.T_max < 1 then
+    fail(fn, "T_max must be a positive integer, got %s", tostring(opts.T_max))
   end
-  local eta_min = opts.eta_min or 0
-  local base = optimizer.lr
-  return new_schedule(optimizer, function(epoch)
-    local e = math.min(epoch, opts.T_max)
-    return (eta_min + (base - eta_min) * (1 + math.cos(math.pi * e / opts.T_max)) / 2) / base
+  local eta_min, T = opts.eta_min or 0, opts.T_max
+  number_in(fn, "eta_min", eta_min, 0, math.huge)
+  return new_schedule(optimizer, function(base, epoch)
+    local e = math.min(epoch, T)
+    return eta_min + (base - eta_min) * (1 + math.cos(math.pi * e / T)) / 2
   end, fn)
 end
 
 --- The paper's schedule: x0.1 at 25%, 50% and 75% of the epochs.
 function optim.paper_schedule(optimizer, epochs)
+  checks.positive_int("paper_schedule", "epochs", epochs)
   local ms = {}
   for _, f in ipairs({ 0.25, 0.5, 0.75 }) do
     local m = math.max(1, math.floor(epochs * f + 0.5))

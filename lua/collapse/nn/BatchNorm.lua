@@ -77,6 +77,7 @@ function BatchNorm:buffers()
 end
 
 function BatchNorm:forward(x)
+  checks.method("BatchNorm.forward", self, "m:forward(x)") -- pure Lua: no C call on the hot path
   local train = self.training
   self.output, self.save_mean, self.save_invstd = self.forward_kernel(x, self.output, self.weight, self.bias,
     self.running_mean, self.running_var, self.save_mean, self.save_invstd, train, self.momentum, self.eps)
@@ -85,6 +86,7 @@ function BatchNorm:forward(x)
 end
 
 function BatchNorm:backward(x, gy, need_input_grad)
+  checks.method("BatchNorm.backward", self, "m:backward(x, grad_output)")
   self:need_forward("backward")
   local gx = nil -- nil: not wanted; false: wanted, made by the kernel on first use
   if need_input_grad ~= false then gx = self.grad_input or false end

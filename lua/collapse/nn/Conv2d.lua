@@ -47,12 +47,14 @@ function Conv2d:describe()
 end
 
 function Conv2d:forward(x)
+  checks.method("Conv2d.forward", self, "m:forward(x)") -- pure Lua: no C call on the hot path
   self.output, self.columns = core.conv2d_forward(x, self.output, self.weight, self.bias, self.columns, self.stride,
     self.padding)
   return self.output
 end
 
 function Conv2d:backward(x, gy, need_input_grad)
+  checks.method("Conv2d.backward", self, "m:backward(x, grad_output)")
   local gx = nil -- nil: not wanted; false: wanted, made by the kernel on first use
   if need_input_grad ~= false then gx = self.grad_input or false end
   local gw, gb = self:live_grads()

@@ -10,7 +10,12 @@ local class = require("collapse.nn.class")
 
 local Module = class("nn.Module")
 
-function Module:init() end
+--- Modules without options (ReLU, Tanh, Identity, Flatten, CrossEntropyLoss) take no arguments:
+-- nn.CrossEntropyLoss{reduction = "sum"} is refused, not silently a mean.
+function Module:init(...)
+  local n = select("#", ...)
+  if n > 0 then checks.fail(self.__short, "takes no arguments, got %d (%s)", n, checks.show((...))) end
+end
 function Module:describe() return self.__name .. "()" end
 --- weight then bias when the module has them (Linear, Conv2d, an affine BatchNorm), else none.
 function Module:parameters()
