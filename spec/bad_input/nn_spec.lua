@@ -81,7 +81,7 @@ local entries = {
   { "CrossEntropyLoss.forward: label count", function() nn.CrossEntropyLoss():forward(X(2, 3), { 1 }) end,
     { "cross_entropy", "labels [1]", "expected [2]" } },
   { "CrossEntropyLoss.forward: labels a string", function() nn.CrossEntropyLoss():forward(X(2, 3), "x") end,
-    { "CrossEntropyLoss.forward", "labels", "int32 tensor or an array of integers" } },
+    { "CrossEntropyLoss.forward", "labels", "int32 tensor or a list of integer labels", "got string" } },
   { "CrossEntropyLoss.forward: int32 label out of range", function()
       nn.CrossEntropyLoss():forward(X(2, 3), collapse.tensor({ 1, 9 }, "int32"))
     end, { "cross_entropy", "label 9 at position 1", "outside 1..3" } },
