@@ -5,6 +5,16 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The tail of every binding that returns a new tensor: CALL, an expression filling `slot`, makes
+ * it into a fresh userdata on the stack; its memory is accounted with the GC and it is returned. */
+#define RETURN_NEW(L, CALL)                           \
+    do {                                              \
+        collapse_tensor **slot = tensor_push_slot(L); \
+        CHECK_STATUS(L, CALL);                        \
+        tensor_pushed(L);                             \
+        return 1;                                     \
+    } while (0)
+
 static int t_gc(lua_State *L) {
     tensor_ud *ud = luaL_checkudata(L, 1, TENSOR_MT);
     collapse_tensor_release(ud->t);
@@ -17,10 +27,7 @@ static int l_zeros(lua_State *L) {
     int64_t shape[COLLAPSE_MAX_DIMS];
     int nd = shape_check(L, 1, shape);
     collapse_dtype dt = dtype_opt(L, 2, COLLAPSE_FLOAT32);
-    collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_tensor_new(dt, nd, shape, slot));
-    tensor_pushed(L);
-    return 1;
+    RETURN_NEW(L, collapse_tensor_new(dt, nd, shape, slot));
 }
 
 static int l_full(lua_State *L) {
@@ -264,28 +271,19 @@ static int m_totable(lua_State *L) {
 /* ---- copies and views ------------------------------------------------------------- */
 static int m_clone(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
-    collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_tensor_clone(t, slot));
-    tensor_pushed(L);
-    return 1;
+    RETURN_NEW(L, collapse_tensor_clone(t, slot));
 }
 
 static int m_to(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
     arg_string(L, 2, NULL);
     collapse_dtype dt = dtype_opt(L, 2, COLLAPSE_FLOAT32);
-    collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_tensor_to(t, dt, slot));
-    tensor_pushed(L);
-    return 1;
+    RETURN_NEW(L, collapse_tensor_to(t, dt, slot));
 }
 
 static int m_contiguous(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
-    collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_tensor_contiguous(t, slot));
-    tensor_pushed(L);
-    return 1;
+    RETURN_NEW(L, collapse_tensor_contiguous(t, slot));
 }
 
 static int m_reshape(lua_State *L) {
@@ -301,10 +299,7 @@ static int m_reshape(lua_State *L) {
         if (!isnum) binding_argerror(L, 2, "shape entries must be integers (-1 to infer one)");
         lua_pop(L, 1);
     }
-    collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_tensor_reshape(t, (int)n, shape, slot));
-    tensor_pushed(L);
-    return 1;
+    RETURN_NEW(L, collapse_tensor_reshape(t, (int)n, shape, slot));
 }
 
 static int m_t(lua_State *L) {
@@ -453,10 +448,7 @@ static int l_frombytes(lua_State *L) {
     if ((size_t)numel * collapse_dtype_size(dt) != len)
         return binding_errorf(L, "frombytes: %d bytes do not hold %d %s elements", (int)len, (int)numel,
                           collapse_dtype_name(dt));
-    collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_tensor_from_data(dt, nd, shape, s, slot));
-    tensor_pushed(L);
-    return 1;
+    RETURN_NEW(L, collapse_tensor_from_data(dt, nd, shape, s, slot));
 }
 
 /* ---- arithmetic ---------------------------------------------------------------------- */
@@ -492,18 +484,12 @@ static int m_div(lua_State *L) { return arith(L, COLLAPSE_DIV); }
 
 static int m_unm(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
-    collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_tensor_neg(t, slot));
-    tensor_pushed(L);
-    return 1;
+    RETURN_NEW(L, collapse_tensor_neg(t, slot));
 }
 
 static int m_matmul(lua_State *L) {
     collapse_tensor *a = tensor_check(L, 1), *b = tensor_check(L, 2);
-    collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_matmul(a, b, slot));
-    tensor_pushed(L);
-    return 1;
+    RETURN_NEW(L, collapse_matmul(a, b, slot));
 }
 
 static int reduce(lua_State *L, collapse_reduce op) {
