@@ -16,9 +16,10 @@ usage: collapse <command> [options]
         writes DIR/report/index.html (tables + plots) for a run or sweep folder.
   bound --lambda L --classes C --loss X [--per-class n] [--no-bn] [--q 0.05]
         the optimal loss and the collapse certified by a regularised loss X (docs/theory.md).
-  demo [--out DIR] [--quick]
+  demo [--out DIR] [--quick] [--jobs N|auto]
         the default experiment: BN vs no BN across weight decay on conic data, then on a
-        Fashion-MNIST subset when the Debian package is installed.
+        Fashion-MNIST subset when the Debian package is installed; its runs go to one worker
+        process per core (--jobs 1: all in this process).
   help
 ]]
 
@@ -207,7 +208,12 @@ end
 
 function cli.demo(args)
   local _, flags = parse(args, { quick = true })
-  require("collapse.demo").run{ out = flags.out, quick = flags.quick }
+  local jobs = flags.jobs and RUN_FLAGS.jobs(flags.jobs)
+  if flags.task then -- a worker of the demo's own --jobs (see demo.lua)
+    require("collapse.demo").task{ out = flags.out, quick = flags.quick, part = flags.part, task = RUN_FLAGS.task(flags.task) }
+    return
+  end
+  require("collapse.demo").run{ out = flags.out, quick = flags.quick, jobs = jobs }
 end
 
 function cli.main(args)
