@@ -19,7 +19,8 @@ usage: collapse <command> [options]
   demo [--out DIR] [--quick] [--jobs N|auto]
         the default experiment: BN vs no BN across weight decay on conic data, then on a
         Fashion-MNIST subset when the Debian package is installed; its runs go to one worker
-        process per core (--jobs 1: all in this process).
+        process per core (--jobs 1: all in this process; --part conic|fashion_mnist --task I
+        runs one point, as the workers do).
   help
 ]]
 
