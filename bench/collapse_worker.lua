@@ -1,22 +1,29 @@
--- One benchmark process for collapse: scripts/lua bench/collapse_worker.lua WORKLOAD DIR WARMUP TIMED THREADS
+-- One benchmark process for collapse:
+--   scripts/lua bench/collapse_worker.lua WORKLOAD DIR WARMUP TIMED THREADS [LOOP]
 -- WORKLOAD: conic | fashion | metrics | cnn | resnet (bench/torch_cnn.py describes the last two).
 -- Runs WARMUP untimed then TIMED timed repetitions (epochs, nc.measure calls, 8 CNN steps or one
 -- ResNet18 step) and prints one JSON line: times, the OpenBLAS core, threads, VmHWM.
+-- LOOP: "readme" (default), the README's training loop exactly; "no_input_grad", the same loop
+-- with need_input_grad = false passed to backward (the first layer's input gradient skipped).
 local collapse = require("collapse")
 local nn, optim, data, nc, json = collapse.nn, collapse.optim, collapse.data, collapse.nc, collapse.json
 local core = collapse.core
 
 local workload, dir = arg[1], arg[2]
 local warmup, timed, threads = tonumber(arg[3]), tonumber(arg[4]), math.tointeger(tonumber(arg[5]))
+local loop = arg[6] or "readme"
+assert(loop == "readme" or loop == "no_input_grad", "LOOP must be readme or no_input_grad, got " .. loop)
 collapse.set_num_threads(threads)
 
--- One epoch of the usual collapse training loop (as in collapse.experiment).
+-- One epoch of the README's training loop; need_input_grad is nil (the default) for "readme".
+local need_input_grad = loop == "no_input_grad" and false or nil
 local function epoch(model, crit, opt, ds, rng)
   local loss_sum, seen = 0, 0
   for x, y in ds:batches{ batch_size = 128, shuffle = true, rng = rng } do
     local loss = crit:forward(model:forward(x), y)
-    model:backward(x, crit.grad, false) -- false: the input needs no gradient
-    opt:step{ zero_grad = true } -- = opt:step(); opt:zero_grad(), in one pass
+    model:backward(x, crit.grad, need_input_grad)
+    opt:step()
+    opt:zero_grad()
     loss_sum, seen = loss_sum + loss * x:size(1), seen + x:size(1)
   end
   return loss_sum / seen
@@ -64,16 +71,16 @@ elseif workload == "metrics" then
     end
   end
 elseif workload == "cnn" or workload == "resnet" then
-  -- issue 9: the same models, inputs, optimiser and steps as bench/torch_cnn.py
+  -- issue 9: the same models, inputs, optimiser and steps as bench/torch_cnn.py (cnn: 8 SGD steps
+  -- over the 8 batches of cnn_x.npy in order; resnet: one step on the first 128 images); the
+  -- first layer's input gradient is skipped, as autograd does for an input without grad
   local x, y = data.npy(dir .. "/cnn_x.npy"), data.npy(dir .. "/cnn_y.npy")
   local g, model = collapse.rng(1), nil
   if workload == "cnn" then
     local layers, cin = {}, 3
     for _, c in ipairs({ 32, 64, 128 }) do
-      layers[#layers + 1] = nn.Conv2d(cin, c, 3, { padding = 1, rng = g })
-      layers[#layers + 1] = nn.BatchNorm2d(c)
-      layers[#layers + 1] = nn.ReLU()
-      layers[#layers + 1] = nn.MaxPool2d(2, 2)
+      for _, mod in ipairs({ nn.Conv2d(cin, c, 3, { padding = 1, rng = g }), nn.BatchNorm2d(c), nn.ReLU(),
+        nn.MaxPool2d(2, 2) }) do layers[#layers + 1] = mod end
       cin = c
     end
     layers[#layers + 1] = nn.Flatten()
@@ -110,5 +117,6 @@ for i = 1, timed do
   times[i] = core.clock() - t0
 end
 local info = collapse.blas_info()
-print(json.encode({ contender = "collapse", workload = workload, times = times, blas_core = info.core,
+print(json.encode({ contender = loop == "readme" and "collapse" or "collapse_nig", loop = loop, workload = workload,
+  blas_selected_by = info.selected_by, times = times, blas_core = info.core,
   threads = collapse.get_num_threads(), vmhwm_kb = core.peak_rss_kb(), check = check }))

@@ -9,6 +9,7 @@ local measure = require("collapse.measure_cli")
 local expect_error = require("support.expect").error
 
 local NPY = fixture.root .. "/spec/fixtures/nc/npy/"
+local CONV = fixture.root .. "/spec/fixtures/conventions/"
 local KEYS = { "intra_cos", "intra_cos_min", "intra_cos_q", "inter_cos", "inter_cos_max", "inter_cos_q",
   "feature_norm", "nc1", "variability", "cdnv", "equinorm", "equiangular", "max_cos", "etf_error", "w_equinorm",
   "self_duality", "ncc_agreement", "accuracy", "loss" }
@@ -137,6 +138,38 @@ describe("collapse measure against numpy (float64 NPY written by numpy, 1e-12)",
   end)
 end)
 
+describe("collapse measure on .npz archives (stored and deflated members, streamed by rows)", function()
+  -- the imbalanced case of make_convention_fixtures.py, whose numpy reference is the default setting
+  local exp = {}
+  for line in io.lines(CONV .. "expected.txt") do
+    local metric, v = line:match("^default (%S+) (%S+)$")
+    if metric then exp[metric] = tonumber(v) end
+  end
+  local function same(m, what, tol)
+    for k, v in pairs(exp) do
+      assert.is_true(math.abs(m[k] - v) / math.max(1e-3, math.abs(v)) < tol, ("%s: %s = %.17g, numpy %.17g"):format(what, k, m[k], v))
+    end
+  end
+  it("one archive with features, labels, classifier and bias members equals numpy (float64, 1e-12)", function()
+    local r = run({ CONV .. "case.npz", "--classifier", CONV .. "case.npz", "--bias", CONV .. "case.npz" })
+    same(r.metrics, "case.npz", 1e-12)
+    local r2 = run({ CONV .. "case.npz:features", CONV .. "labels.npy", "--classifier", CONV .. "case.npz:classifier",
+      "--bias", CONV .. "case.npz:bias" })
+    same(r2.metrics, "member syntax", 1e-12)
+  end)
+  it("deflated members under other names (--features-key, --labels-key), float32 features", function()
+    local r = run({ CONV .. "case_deflated.npz", "--features-key", "feats", "--labels-key", "y",
+      "--classifier", CONV .. "case_deflated.npz:W", "--bias", CONV .. "case_deflated.npz:b" })
+    local f32 = run({ CONV .. "case_deflated.npz:feats", CONV .. "labels.npy", "--classifier", CONV .. "W.npy",
+      "--bias", CONV .. "b.npy" })
+    for k, v in pairs(r.metrics) do
+      if type(v) == "number" then assert.equal(f32.metrics[k], v, k) end
+    end
+    same(r.metrics, "deflated float32", 1e-5)
+    assert.equal(44, r.metrics.samples)
+  end)
+end)
+
 describe("collapse measure errors", function()
   local dir
   setup(function()
@@ -165,8 +198,11 @@ describe("collapse measure errors", function()
     expect_error("features '" .. dir .. "/i6.npy' hold integers", run, { dir .. "/i6.npy", dir .. "/y6.npy" })
     expect_error("features '" .. dir .. "/y6.npy' is 1-d; expected a 2-d [N x d] array", run,
       { dir .. "/y6.npy", dir .. "/y6.npy" })
-    expect_error(".npz archives are not supported yet", run, { dir .. "/data.npz", dir .. "/y6.npy" })
-    expect_error("unknown option '--lamda'", run, { dir .. "/x6.npy", dir .. "/y6.npy", "--lamda", "1" })
+    expect_error("cannot open '" .. dir .. "/data.npz'", run, { dir .. "/data.npz", dir .. "/y6.npy" })
+    expect_error("case.npz' has no member 'feats' (members: 'features', 'labels', 'classifier', 'bias')", run,
+      { CONV .. "case.npz", "--features-key", "feats" })
+    expect_error("expected FEATURES LABELS, one ARCHIVE.npz", run, { dir .. "/x6.npy" })
+    expect_error("unknown flag --lamda", run, { dir .. "/x6.npy", dir .. "/y6.npy", "--lamda", "1" })
     expect_error("--lambda and --loss go together", run, { dir .. "/x6.npy", dir .. "/y6.npy", "--lambda", "1" })
     expect_error("--label-base must be 0 or 1", run, { dir .. "/x6.npy", dir .. "/y6.npy", "--label-base", "2" })
   end)

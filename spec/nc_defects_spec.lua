@@ -97,3 +97,33 @@ describe("float labels", function()
     assert.equal(6, m.samples)
   end)
 end)
+
+describe("nc.certify when the evaluate-mode L_reg is below L*", function()
+  it("reports that nothing is certified instead of failing (running BN statistics, not whole-set ones)", function()
+    local ds = collapse.data.gaussian{ classes = 3, dim = 6, per_class = 30, separation = 12, seed = 3, dtype = "float64" }
+    local model = models.paper_mlp{ input_dim = 6, classes = ds.classes, depth = 3, width = 20, batchnorm = true,
+      rng = collapse.rng(1), dtype = "float64" }
+    local opt = collapse.optim.Adam(model:parameters(), { lr = 1e-2 })
+    local crit = nn.CrossEntropyLoss()
+    for _ = 1, 30 do
+      for x, y in ds:batches{ batch_size = 90, shuffle = false } do
+        crit:forward(model:forward(x), y); model:backward(x, crit.grad); opt:step(); opt:zero_grad()
+      end
+    end
+    model:evaluate()
+    assert.equal(90, collapse.core.count_correct(model:forward(ds.x), ds.y)) -- separable: every sample right
+    -- tiny last-layer weights, huge evaluate-mode features: CE ~ 0 with a penalty far below L*
+    local bn, W = model:find(nn.BatchNorm_class)[1], model:classifier().weight
+    bn.weight:copy(bn.weight * 1e-3); bn.bias:fill(0); W:copy(W * 1e-3)
+    bn.running_var:fill(1e-24); bn.eps = 1e-30
+    local lambda = 5e-3
+    local loss = nc.regularized_loss(model, ds, lambda)
+    local l_star = nc.optimal_loss(lambda, ds.classes)
+    assert.is_true(loss.total < l_star, ("crafted L_reg %g should be below L* %g"):format(loss.total, l_star))
+    local c = nc.certify(model, ds, lambda, { decompose = false })
+    assert.is_false(c.bound.guaranteed)
+    assert.is_false(c.bound.applicable)
+    assert.matches("below L%*", c.bound.reason)
+    assert.is_true(c.metrics.intra_cos == c.metrics.intra_cos) -- the metrics are still there (not NaN)
+  end)
+end)

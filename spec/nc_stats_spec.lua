@@ -28,6 +28,16 @@ end
 local function rel(a, b) return math.abs(a - b) / math.max(1e-300, math.abs(b)) end
 
 -- Every number and array of numbers in b must be matched by a to tol relative.
+-- zlib's CRC-32 (the checksum of the stats file format), bit by bit: an independent implementation.
+local function crc32(str)
+  local crc = 0xFFFFFFFF
+  for i = 1, #str do
+    crc = crc ~ str:byte(i)
+    for _ = 1, 8 do crc = (crc & 1) ~= 0 and ((crc >> 1) ~ 0xEDB88320) or (crc >> 1) end
+  end
+  return crc ~ 0xFFFFFFFF
+end
+
 local function same_metrics(a, b, tol, what)
   local n = 0
   for k, v in pairs(b) do
@@ -170,11 +180,38 @@ describe("nc statistics files and merge errors", function()
     expect_error("is truncated", nc.load_stats, bad)
     spit(bad, ("not a stats file at all, just text\n"):rep(3))
     expect_error("is not a collapse NC statistics file (bad magic", nc.load_stats, bad)
-    spit(bad, good:sub(1, 8) .. string.char(2) .. good:sub(10))
-    expect_error("has format version 2; this library reads version 1", nc.load_stats, bad)
+    spit(bad, good:sub(1, 8) .. string.char(3) .. good:sub(10))
+    expect_error("has format version 3; this library reads versions 1 to 2", nc.load_stats, bad)
     spit(bad, good .. "x")
     expect_error("1 trailing bytes", nc.load_stats, bad)
     expect_error("nc_stats_load: cannot open", nc.load_stats, dir .. "/missing.ncs")
+    os.execute("rm -rf '" .. dir .. "'")
+  end)
+
+  it("reads version-1 files (no conventions word: the defaults) and keeps the conventions in version 2", function()
+    local dir = tmpdir()
+    for _, conv in ipairs({ {}, { global_mean = "samples", ncc_bias = "without" } }) do
+      local s, xs, ys = small(6)
+      s:set_conventions(nc.conventions.bits("spec", conv))
+      s:end_pass1()
+      local path = dir .. "/v2.ncs"
+      s:save(path)
+      local v2 = slurp(path)
+      assert.equal(2, v2:byte(9))
+      local t = nc.load_stats(path)
+      assert.equal(s:conventions(), t:conventions())
+      if next(conv) == nil then
+        -- the same state in version 1: header without the conventions word, length and CRC redone
+        local payload = v2:sub(25, 24 + 32) .. v2:sub(24 + 37)
+        local v1 = "CLPSNCST" .. string.pack("<I4I8I4", 1, #payload, crc32(payload)) .. payload
+        spit(dir .. "/v1.ncs", v1)
+        local old = nc.load_stats(dir .. "/v1.ncs")
+        assert.equal(0, old:conventions())
+        old:pass2(xs, ys)
+        t:pass2(xs, ys)
+        same_metrics(old:result(), t:result(), 0, "version 1 read")
+      end
+    end
     os.execute("rm -rf '" .. dir .. "'")
   end)
 

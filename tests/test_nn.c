@@ -336,8 +336,17 @@ static void test_errors(void) {
                 "linear_forward: W is NULL, expected a [4 x 3] array");
     CHECK_FAILS(collapse_linear_forward_f64(2, 3, (int64_t)1 << 33, x, y, W, NULL),
                 "linear_forward: out = 8589934592 exceeds the BLAS index limit");
-    CHECK_FAILS(collapse_linear_backward_f64(2, 3, 4, x, y, NULL, W, NULL, NULL),
-                "linear_backward: grad_weight is NULL, expected a [4 x 3] array");
+    /* grad_weight NULL = a frozen weight (requires_grad = false): valid, that gradient is skipped */
+    {
+        double gxa[6], gxb[6], gW[12] = {0}, gba[4] = {0}, gbb[4] = {0}, xs[6], gys[8], Ws[12];
+        for (int i = 0; i < 6; i++) xs[i] = 0.5 * i - 1;
+        for (int i = 0; i < 8; i++) gys[i] = 0.25 * i - 0.7;
+        for (int i = 0; i < 12; i++) Ws[i] = 0.1 * i - 0.4;
+        CHECK_OK(collapse_linear_backward_f64(2, 3, 4, xs, gys, gxa, Ws, NULL, gba));
+        CHECK_OK(collapse_linear_backward_f64(2, 3, 4, xs, gys, gxb, Ws, gW, gbb));
+        for (int i = 0; i < 6; i++) CHECK(gxa[i] == gxb[i]);
+        for (int i = 0; i < 4; i++) CHECK(gba[i] == gbb[i]);
+    }
     CHECK_FAILS(collapse_linear_backward_f64(2, 3, 4, x, NULL, NULL, W, W, NULL), "linear_backward: grad_output is NULL");
 
     /* a batch of one cannot be normalised in train mode; nothing is written */

@@ -13,11 +13,12 @@ int64_t collapse_bytes_in_use(void) { return atomic_load(&bytes_in_use); }
 
 const char *cl_shape_str(int ndim, const int64_t *shape, char *buf, size_t len) {
     size_t used = 0;
+    if (len == 0) return buf;
     buf[0] = '\0';
     used += (size_t)snprintf(buf, len, "[");
     for (int i = 0; i < ndim && used < len; i++)
         used += (size_t)snprintf(buf + used, len - used, i ? " x %lld" : "%lld", (long long)shape[i]);
-    if (used < len) snprintf(buf + used, len - used, "]");
+    if (used < len) snprintf(buf + used, len - used, ndim ? "]" : "scalar]"); /* a 0-d shape: "[scalar]" */
     return buf;
 }
 

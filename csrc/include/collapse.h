@@ -481,6 +481,20 @@ typedef struct collapse_nc_stats collapse_nc_stats; /* opaque */
 
 enum { COLLAPSE_NC_WITHIN_SPECTRUM = 1 }; /* also accumulate Sigma_W (d x d) for within_spectrum */
 
+/* Metric conventions (docs/metrics.md, "Conventions"): OR them into the flags of collapse_nc_stats_new
+ * or collapse_nc_measure, or set them with collapse_nc_stats_set_conventions. 0 is the default of
+ * every metric; each bit switches one metric to the convention other published code uses. */
+enum {
+    COLLAPSE_NC_CONV_MEAN_SAMPLES = 1 << 8,       /* M~ rows mu_c - mu_G (sample mean), not mu_c - mu_P */
+    COLLAPSE_NC_CONV_NC1_TRACE = 1 << 9,          /* nc1 = Tr(Sigma_W Sigma_B^+), not divided by C */
+    COLLAPSE_NC_CONV_CDNV_UNBIASED = 1 << 10,     /* cdnv's v_c over n_c - 1, not n_c */
+    COLLAPSE_NC_CONV_STD_UNBIASED = 1 << 11,      /* equinorm, w_equinorm: std over C - 1, not C */
+    COLLAPSE_NC_CONV_EQUIANGULAR_SIGNED = 1 << 12, /* equiangular: mean of cos + 1/(C-1), not of |.| */
+    COLLAPSE_NC_CONV_SELF_DUALITY_NORM = 1 << 13, /* self_duality: the norm, not its square */
+    COLLAPSE_NC_CONV_NCC_NO_BIAS = 1 << 14,       /* ncc_agreement: argmax of W h, without the bias */
+    COLLAPSE_NC_CONV_ALL = 0x7f << 8
+};
+
 COLLAPSE_API collapse_status collapse_nc_stats_new(int classes, int64_t dim, int flags, collapse_nc_stats **out);
 COLLAPSE_API void collapse_nc_stats_free(collapse_nc_stats *s); /* NULL is fine */
 /* Optional classifier W (classes x dim, row-major, double) and bias b (classes, may be NULL).
@@ -506,6 +520,11 @@ COLLAPSE_API collapse_status collapse_nc_stats_pass2_tensor(collapse_nc_stats *s
 /* classes, dim and flags the stats were made with; any pointer may be NULL. */
 COLLAPSE_API collapse_status collapse_nc_stats_shape(const collapse_nc_stats *s, int *classes, int64_t *dim,
                                                      int *flags);
+/* The COLLAPSE_NC_CONV_* bits in force. Set: MEAN_SAMPLES only before end_pass1 (it shapes the
+ * centred means and the nc1 basis), NCC_NO_BIAS only before the first pass-2 batch, the others
+ * (applied by the result) at any time; anything else fails naming the bit. */
+COLLAPSE_API collapse_status collapse_nc_stats_set_conventions(collapse_nc_stats *s, int conventions);
+COLLAPSE_API collapse_status collapse_nc_stats_conventions(const collapse_nc_stats *s, int *conventions);
 /* Class means (classes x dim) and the global sample mean (dim) after end_pass1; either may be NULL. */
 COLLAPSE_API collapse_status collapse_nc_stats_means(const collapse_nc_stats *s, double *class_means,
                                                      double *global_mean);
@@ -531,7 +550,8 @@ COLLAPSE_API collapse_status collapse_nc_stats_clone(const collapse_nc_stats *s,
  * label_base (0 as numpy/PyTorch write them, or 1). _info checks both files (same N, labels
  * integral and in range; classes <= 0: inferred as max - base + 1) and gives N, d and the class
  * count; _pass_files runs pass 1 or 2 (pass = 1 or 2) over the pair. Memory: O(C d) + one chunk.
- * A bad label fails naming its value and 0-based row. .npz is refused for now. */
+ * A bad label fails naming its value and 0-based row. An .npz member is named "a.npz:member"; a
+ * bare "a.npz" means its member "features" (or "labels"); members stream by rows, stored or deflated. */
 COLLAPSE_API collapse_status collapse_nc_files_info(const char *features, const char *labels, int label_base,
                                                     int classes, int64_t *n, int64_t *dim, int *classes_out);
 COLLAPSE_API collapse_status collapse_nc_stats_pass_files(collapse_nc_stats *s, int pass, const char *features,
@@ -568,7 +588,7 @@ COLLAPSE_API collapse_status collapse_nc_stats_result(const collapse_nc_stats *s
 COLLAPSE_API void collapse_nc_result_free(collapse_nc_result *r); /* frees arrays, zeroes; safe on a zeroed struct */
 
 /* One-shot: both passes over one in-memory n x dim array. W (classes x dim) and b may be NULL
- * (b only with W). */
+ * (b only with W). flags: COLLAPSE_NC_WITHIN_SPECTRUM and the COLLAPSE_NC_CONV_* bits. */
 COLLAPSE_API collapse_status collapse_nc_measure(collapse_dtype dtype, const void *features, int64_t n, int64_t dim,
                                                  const int32_t *labels, int classes, const double *W,
                                                  const double *b, double q, int flags, collapse_nc_result *out);
@@ -620,6 +640,10 @@ COLLAPSE_API collapse_status collapse_npy_write(const char *path, collapse_dtype
  * end; a file shorter than its header says fails naming the missing rows. */
 typedef struct collapse_npy_rows collapse_npy_rows; /* opaque */
 COLLAPSE_API collapse_status collapse_npy_rows_open(const char *path, collapse_npy_rows **out);
+/* The same over the NPY member `member` (with or without ".npy") of an .npz archive, stored or
+ * deflated (inflated as the rows are read); an absent member fails listing the members. */
+COLLAPSE_API collapse_status collapse_npy_rows_open_npz(const char *archive, const char *member,
+                                                        collapse_npy_rows **out);
 COLLAPSE_API int collapse_npy_rows_shape(const collapse_npy_rows *r, int64_t *shape);
 COLLAPSE_API int collapse_npy_rows_is_float(const collapse_npy_rows *r);
 COLLAPSE_API int collapse_npy_rows_is_float32(const collapse_npy_rows *r);

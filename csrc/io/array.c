@@ -18,14 +18,3 @@ int64_t collapse_array_numel(const collapse_array *a) {
     return n;
 }
 
-const char *collapse_io_shape_str(char *buf, size_t size, int ndim, const int64_t *shape) {
-    size_t used = 0;
-    if (size == 0) return buf;
-    buf[0] = '\0';
-    used += (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? " x %lld" : "%lld", (long long)shape[i]);
-    if (used < size) snprintf(buf + used, size - used, ndim ? "]" : "scalar]");
-    return buf;
-}
-

@@ -21,13 +21,6 @@
 
 #include "io/io_internal.h"
 
-static uint64_t io_splitmix(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 collapse_status collapse_io_atomic_open(io_atomic *w, const char *fn, const char *path) {
     static _Atomic uint64_t counter;
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -49,7 +42,7 @@ collapse_status collapse_io_atomic_open(io_atomic *w, const char *fn, const char
                     (uint64_t)(uintptr_t)w ^ (atomic_fetch_add(&counter, 1) * 0x2545f4914f6cdd1dULL);
     int err = 0;
     for (int attempt = 0; attempt < 100; attempt++) {
-        uint64_t r = io_splitmix(&seed);
+        uint64_t r = cl_splitmix64(&seed); /* core/tensor.h */
         char *q = w->tmp;
         memcpy(q, path, plen);
         memcpy(q + plen, pidpart, (size_t)pidlen);

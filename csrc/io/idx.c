@@ -79,7 +79,7 @@ collapse_status collapse_idx_read(const char *path, int scale_to_unit, int32_t l
     if (total < 0 || row < 0 || !io_mul_i64(total, 8, &total_bytes)) {
         collapse_io_reader_close(&r);
         return collapse_fail(COLLAPSE_ERR_FORMAT, "idx: %s: dimensions %s of %s overflow the element count", path,
-                             collapse_io_shape_str(shp, sizeof shp, ndim, dims), tname);
+                             cl_shape_str(ndim, dims, shp, sizeof shp), tname);
     }
 
     if (label_offset != 0 && (st == IO_F32 || st == IO_F64)) {
@@ -89,7 +89,7 @@ collapse_status collapse_idx_read(const char *path, int scale_to_unit, int32_t l
         return collapse_fail(COLLAPSE_ERR_DTYPE,
                              "idx: %s: label_offset %d given but the data is %s %s, expected an integer type "
                              "(ubyte, byte, short or int) for class labels",
-                             path, (int)label_offset, collapse_io_shape_str(shp, sizeof shp, ndim, dims), tname);
+                             path, (int)label_offset, cl_shape_str(ndim, dims, shp, sizeof shp), tname);
     }
     collapse_dtype dtype;
     int labels = 0;
@@ -106,7 +106,7 @@ collapse_status collapse_idx_read(const char *path, int scale_to_unit, int32_t l
     if (in_bytes > IO_MAX_BYTES || out_bytes > IO_MAX_BYTES) {
         collapse_io_reader_close(&r);
         return collapse_fail(COLLAPSE_ERR_FORMAT, "idx: %s: %s %s data needs %lld bytes, more than the limit of %lld",
-                             path, collapse_io_shape_str(shp, sizeof shp, ndim, dims), tname, (long long)out_bytes,
+                             path, cl_shape_str(ndim, dims, shp, sizeof shp), tname, (long long)out_bytes,
                              (long long)IO_MAX_BYTES);
     }
 
@@ -120,7 +120,7 @@ collapse_status collapse_idx_read(const char *path, int scale_to_unit, int32_t l
         if (s == COLLAPSE_OK && got > 0)
             s = collapse_fail(COLLAPSE_ERR_FORMAT,
                               "idx: %s: unexpected data after the %lld bytes of the %s %s array (wrong sizes in the header?)",
-                              path, (long long)in_bytes, collapse_io_shape_str(shp, sizeof shp, ndim, dims), tname);
+                              path, (long long)in_bytes, cl_shape_str(ndim, dims, shp, sizeof shp), tname);
         else if (s == COLLAPSE_OK && r.gz_truncated)
             s = collapse_fail(COLLAPSE_ERR_FORMAT, "idx: %s: truncated gzip stream (its trailer is missing)", path);
     }

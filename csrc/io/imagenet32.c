@@ -33,11 +33,11 @@ static collapse_status in32_members(io_zip *z, io_npz_member *data, io_npz_membe
     char shp[256];
     if (data->info.ndim != 2 || data->info.shape[1] != IN32_PIXELS || data->info.st != IO_U8)
         s = collapse_fail(COLLAPSE_ERR_FORMAT, "imagenet32: %s: data is %s '%s', expected uint8 [N x 3072] (32 x 32 x 3)",
-                          z->path, collapse_io_shape_str(shp, sizeof shp, data->info.ndim, data->info.shape), data->info.descr);
+                          z->path, cl_shape_str(data->info.ndim, data->info.shape, shp, sizeof shp), data->info.descr);
     else if (lab->info.ndim != 1 || lab->info.shape[0] != data->info.shape[0] || lab->info.st == IO_F32 ||
              lab->info.st == IO_F64)
         s = collapse_fail(COLLAPSE_ERR_FORMAT, "imagenet32: %s: labels are %s '%s', expected %lld integers", z->path,
-                          collapse_io_shape_str(shp, sizeof shp, lab->info.ndim, lab->info.shape), lab->info.descr,
+                          cl_shape_str(lab->info.ndim, lab->info.shape, shp, sizeof shp), lab->info.descr,
                           (long long)data->info.shape[0]);
     if (s != COLLAPSE_OK) {
         collapse_io_npz_member_close(data);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/tensor.h" /* cl_shape_str, cl_splitmix64 */
 #include "collapse.h"
 
 /* Upper bound on the bytes of one array read or written (1 TiB). Sizes from headers beyond it are
@@ -20,8 +21,8 @@ static inline int io_mul_i64(int64_t a, int64_t b, int64_t *out) {
     return 1;
 }
 
-/* "[2 x 3 x 4]" into buf (for messages). */
-const char *collapse_io_shape_str(char *buf, size_t size, int ndim, const int64_t *shape);
+/* Shapes in messages: core's cl_shape_str(ndim, shape, buf, size) ("[2 x 3 x 4]", "[scalar]"),
+ * declared in core/tensor.h, included above. */
 
 /* ---- reading (raw or gzip, detected from the content, through zlib) ---- */
 typedef struct io_reader {

@@ -231,7 +231,7 @@ static collapse_status npy_check_layout(const char *path, const npy_header *hd, 
                              "npy: %s: unsupported dtype '%s', expected float32 '<f4', float64 '<f8' or an integer "
                              "type ('<i4', '<i8', '|u1', '<i2', '|i1', '<u2', '<u4', '<u8'; any byte order)",
                              path, hd->descr);
-    collapse_io_shape_str(L->shp, sizeof L->shp, hd->ndim, hd->shape);
+    cl_shape_str(hd->ndim, hd->shape, L->shp, sizeof L->shp);
     if (hd->fortran)
         return collapse_fail(COLLAPSE_ERR_FORMAT,
                              "npy: %s: fortran_order is True (%s '%s'), only C-order arrays are supported; save "

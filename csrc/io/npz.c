@@ -77,7 +77,7 @@ collapse_status collapse_io_npz_member_open(io_zip *z, const io_zip_entry *e, io
         s = collapse_fail(COLLAPSE_ERR_FORMAT, "npz: %s: shape overflows the element count", m->where);
     if (s == COLLAPSE_OK && (uint64_t)bytes != e->usize - m->s.produced) {
         char shp[256];
-        collapse_io_shape_str(shp, sizeof shp, m->info.ndim, m->info.shape);
+        cl_shape_str(m->info.ndim, m->info.shape, shp, sizeof shp);
         s = collapse_fail(COLLAPSE_ERR_FORMAT,
                           "npz: %s: shape %s '%s' needs %lld bytes of data, the member holds %llu (truncated or corrupt)",
                           m->where, shp, m->info.descr, (long long)bytes,

@@ -2,6 +2,7 @@
  * the one error raiser. No area file calls another area file; they all include binding.h only. */
 #include "lua/binding.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 /* ---- errors ------------------------------------------------------------------- */
@@ -40,6 +41,54 @@ int binding_error(lua_State *L, const char *msg) {
     return lua_error(L);
 }
 
+int binding_errorf(lua_State *L, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    const char *msg = lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    return binding_error(L, msg);
+}
+
+/* Pushes the key under which the function on top is stored in table t (a string), else nothing;
+ * pops the function either way. */
+static int find_key(lua_State *L, int t) {
+    if (!lua_istable(L, t)) return 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        if (lua_rawequal(L, -1, -3) && lua_type(L, -2) == LUA_TSTRING) {
+            lua_pop(L, 1);    /* the value */
+            lua_remove(L, -2); /* the function */
+            return 1;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* The name of the running C function when the call site gives none (pcall(t.sum, x), a function
+ * passed around): looked up among the tensor and generator methods and collapse.core. */
+static const char *lookup_name(lua_State *L, lua_Debug *ar, int *is_method) {
+    static const char *const metas[] = {TENSOR_MT, RNG_MT};
+    for (int i = 0; i < 3; i++) {
+        int top = lua_gettop(L);
+        if (i < 2) {
+            luaL_getmetatable(L, metas[i]);
+            lua_getfield(L, -1, i == 0 ? "__methods" : "__index");
+        } else {
+            luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+            lua_getfield(L, -1, "collapse.core");
+        }
+        lua_getinfo(L, "f", ar);
+        if (find_key(L, lua_gettop(L) - 1)) {
+            *is_method = i < 2;
+            return lua_tostring(L, -1); /* stays on the stack until the error is raised */
+        }
+        lua_settop(L, top);
+    }
+    return "?";
+}
+
 int binding_argerror(lua_State *L, int arg, const char *extramsg) {
     lua_Debug ar;
     const char *name = "?";
@@ -47,9 +96,56 @@ int binding_argerror(lua_State *L, int arg, const char *extramsg) {
         lua_getinfo(L, "n", &ar);
         if (ar.name) name = ar.name;
         if (ar.namewhat && strcmp(ar.namewhat, "method") == 0) arg--; /* self is not counted */
+        int is_method = 0;
+        if (!ar.name) {
+            name = lookup_name(L, &ar, &is_method);
+            if (is_method) arg--; /* t.sum(5): argument 1 is the self a method call would pass */
+        }
     }
-    lua_pushfstring(L, "bad argument #%d to '%s' (%s)", arg, name, extramsg);
+    /* "fn: argument 2: number expected, got string": the function, the argument, the expectation
+     * (not Lua's "bad argument #2 to 'fn'", which names no function of the library's API) */
+    if (arg == 0) lua_pushfstring(L, "%s: self: %s", name, extramsg);
+    else lua_pushfstring(L, "%s: argument %d: %s", name, arg, extramsg);
     return binding_error(L, lua_tostring(L, -1));
+}
+
+/* ---- plain Lua arguments (in place of luaL_check*, whose messages are Lua's) ---------------- */
+lua_Number arg_number(lua_State *L, int arg) {
+    int isnum;
+    lua_Number v = lua_tonumberx(L, arg, &isnum);
+    if (!isnum || lua_type(L, arg) != LUA_TNUMBER)
+        binding_argerror(L, arg, lua_pushfstring(L, "number expected, got %s", luaL_typename(L, arg)));
+    return v;
+}
+
+lua_Integer arg_integer(lua_State *L, int arg) {
+    int isnum;
+    lua_Integer v = lua_tointegerx(L, arg, &isnum);
+    if (!isnum || lua_type(L, arg) != LUA_TNUMBER) {
+        if (lua_type(L, arg) == LUA_TNUMBER)
+            binding_argerror(L, arg, lua_pushfstring(L, "integer expected, got %s", lua_tostring(L, arg)));
+        binding_argerror(L, arg, lua_pushfstring(L, "integer expected, got %s", luaL_typename(L, arg)));
+    }
+    return v;
+}
+
+lua_Number arg_optnumber(lua_State *L, int arg, lua_Number def) {
+    return lua_isnoneornil(L, arg) ? def : arg_number(L, arg);
+}
+
+lua_Integer arg_optinteger(lua_State *L, int arg, lua_Integer def) {
+    return lua_isnoneornil(L, arg) ? def : arg_integer(L, arg);
+}
+
+const char *arg_string(lua_State *L, int arg, size_t *len) {
+    if (lua_type(L, arg) != LUA_TSTRING)
+        binding_argerror(L, arg, lua_pushfstring(L, "string expected, got %s", luaL_typename(L, arg)));
+    return lua_tolstring(L, arg, len);
+}
+
+void arg_table(lua_State *L, int arg, const char *what) {
+    if (!lua_istable(L, arg))
+        binding_argerror(L, arg, lua_pushfstring(L, "%s expected, got %s", what, luaL_typename(L, arg)));
 }
 
 int binding_raise(lua_State *L) {
@@ -93,8 +189,8 @@ collapse_tensor *tensor_test(lua_State *L, int arg) {
 
 collapse_tensor *tensor_check(lua_State *L, int arg) {
     tensor_ud *ud = luaL_testudata(L, arg, TENSOR_MT);
-    if (!ud) binding_argerror(L, arg, lua_pushfstring(L, "%s expected, got %s", TENSOR_MT, luaL_typename(L, arg)));
-    if (!ud->t) binding_argerror(L, arg, "tensor was closed");
+    if (!ud) binding_argerror(L, arg, lua_pushfstring(L, "tensor expected, got %s", luaL_typename(L, arg)));
+    if (!ud->t) binding_argerror(L, arg, "the tensor is closed (used after :close())");
     return ud->t;
 }
 

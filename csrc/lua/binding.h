@@ -21,8 +21,17 @@ typedef struct tensor_ud {
  * user's code: the first Lua frame on the stack that is not a file of the collapse library. */
 int binding_raise(lua_State *L);
 int binding_error(lua_State *L, const char *msg); /* the same for a message of the binding */
-/* "bad argument #arg to 'fn' (extramsg)" blaming the user's line (luaL_argerror's message). */
+int binding_errorf(lua_State *L, const char *fmt, ...); /* binding_error of a lua_pushfstring format */
+/* "fn: argument N: extramsg" ("fn: self: ..." for a method's self) blaming the user's line. */
 int binding_argerror(lua_State *L, int arg, const char *extramsg);
+/* Plain Lua arguments, raising through binding_argerror ("fill: argument 1: number expected, got
+ * string"): used instead of luaL_check*, whose "bad argument #1 to 'fill'" is Lua's wording. */
+lua_Number arg_number(lua_State *L, int arg);
+lua_Integer arg_integer(lua_State *L, int arg);
+lua_Number arg_optnumber(lua_State *L, int arg, lua_Number def);
+lua_Integer arg_optinteger(lua_State *L, int arg, lua_Integer def);
+const char *arg_string(lua_State *L, int arg, size_t *len);
+void arg_table(lua_State *L, int arg, const char *what);
 /* Raises unless s is COLLAPSE_OK. */
 #define CHECK_STATUS(L, s) \
     do { if ((s) != COLLAPSE_OK) binding_raise(L); } while (0)
@@ -33,7 +42,7 @@ collapse_tensor **tensor_push_slot(lua_State *L);
 void tensor_pushed(lua_State *L);
 /* Pushes an existing tensor (takes over one reference). */
 void tensor_push(lua_State *L, collapse_tensor *t);
-/* The tensor at arg (error "bad argument #arg to 'fn' (collapse.tensor expected, got X)"). */
+/* The tensor at arg (error "fn: argument N: tensor expected, got X"). */
 collapse_tensor *tensor_check(lua_State *L, int arg);
 collapse_tensor *tensor_test(lua_State *L, int arg); /* NULL if not a live tensor */
 /* Dtype from an optional string argument, default given. */

@@ -21,7 +21,7 @@ static int l_blas_info(lua_State *L) {
 }
 
 static int l_set_num_threads(lua_State *L) {
-    CHECK_STATUS(L, collapse_set_num_threads((int)luaL_checkinteger(L, 1)));
+    CHECK_STATUS(L, collapse_set_num_threads((int)arg_integer(L, 1)));
     return 0;
 }
 
@@ -37,8 +37,8 @@ static int l_bytes_in_use(lua_State *L) {
 
 static int l_crc32(lua_State *L) {
     size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
-    lua_Integer crc = luaL_optinteger(L, 2, 0);
+    const char *s = arg_string(L, 1, &len);
+    lua_Integer crc = arg_optinteger(L, 2, 0);
     lua_pushinteger(L, collapse_crc32((uint32_t)crc, s, len));
     return 1;
 }

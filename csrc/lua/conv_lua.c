@@ -10,8 +10,8 @@ static int l_conv2d_forward(lua_State *L) {
     static const char fn[] = "conv2d_forward";
     collapse_tensor *W = T(3, "weight");
     collapse_tensor *y = kernel_output(L, 2, fn, "output", W, 1), *col = kernel_output(L, 5, fn, "columns", W, 0);
-    CHECK_STATUS(L, collapse_conv2d_forward(T(1, "input"), y, W, T(4, "bias"), col, luaL_checkinteger(L, 6),
-                                            luaL_checkinteger(L, 7)));
+    CHECK_STATUS(L, collapse_conv2d_forward(T(1, "input"), y, W, T(4, "bias"), col, arg_integer(L, 6),
+                                            arg_integer(L, 7)));
     return kernel_return(L, (const int[]){2, 5}, 2);
 }
 
@@ -21,7 +21,7 @@ static int l_conv2d_backward(lua_State *L) {
     collapse_tensor *W = T(4, "weight");
     collapse_tensor *gx = kernel_output(L, 3, fn, "grad_input", W, 0), *col = kernel_output(L, 7, fn, "columns", W, 0);
     CHECK_STATUS(L, collapse_conv2d_backward(T(1, "input"), T(2, "grad_output"), gx, W, T(5, "grad_weight"),
-                                             T(6, "grad_bias"), col, luaL_checkinteger(L, 8), luaL_checkinteger(L, 9)));
+                                             T(6, "grad_bias"), col, arg_integer(L, 8), arg_integer(L, 9)));
     return kernel_return(L, (const int[]){3, 7}, 2);
 }
 
@@ -39,7 +39,7 @@ static int l_maxpool2d_forward(lua_State *L) {
         lua_replace(L, 3);
         idx = *slot;
     }
-    CHECK_STATUS(L, collapse_maxpool2d_forward(x, y, idx, luaL_checkinteger(L, 4), luaL_checkinteger(L, 5)));
+    CHECK_STATUS(L, collapse_maxpool2d_forward(x, y, idx, arg_integer(L, 4), arg_integer(L, 5)));
     return kernel_return(L, (const int[]){2, 3}, 2);
 }
 
@@ -48,7 +48,7 @@ static int l_maxpool2d_backward(lua_State *L) {
     static const char fn[] = "maxpool2d_backward";
     collapse_tensor *x = T(1, "input");
     CHECK_STATUS(L, collapse_maxpool2d_backward(x, T(2, "grad_output"), kernel_output(L, 3, fn, "grad_input", x, 1),
-                                                T(4, "indices"), luaL_checkinteger(L, 5), luaL_checkinteger(L, 6)));
+                                                T(4, "indices"), arg_integer(L, 5), arg_integer(L, 6)));
     return kernel_return(L, (const int[]){3}, 1);
 }
 
@@ -56,8 +56,8 @@ static int l_maxpool2d_backward(lua_State *L) {
 static int l_avgpool2d_forward(lua_State *L) {
     static const char fn[] = "avgpool2d_forward";
     collapse_tensor *x = T(1, "input");
-    CHECK_STATUS(L, collapse_avgpool2d_forward(x, kernel_output(L, 2, fn, "output", x, 1), luaL_checkinteger(L, 3),
-                                               luaL_checkinteger(L, 4)));
+    CHECK_STATUS(L, collapse_avgpool2d_forward(x, kernel_output(L, 2, fn, "output", x, 1), arg_integer(L, 3),
+                                               arg_integer(L, 4)));
     return kernel_return(L, (const int[]){2}, 1);
 }
 
@@ -66,7 +66,7 @@ static int l_avgpool2d_backward(lua_State *L) {
     static const char fn[] = "avgpool2d_backward";
     collapse_tensor *x = T(1, "input");
     CHECK_STATUS(L, collapse_avgpool2d_backward(x, T(2, "grad_output"), kernel_output(L, 3, fn, "grad_input", x, 1),
-                                                luaL_checkinteger(L, 4), luaL_checkinteger(L, 5)));
+                                                arg_integer(L, 4), arg_integer(L, 5)));
     return kernel_return(L, (const int[]){3}, 1);
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #define NC_STATS_MT "collapse.nc_stats"
+#define NC_RESULT_MT "collapse.nc_result" /* owns a result's arrays while its table is built */
 
 typedef struct nc_stats_ud {
     collapse_nc_stats *s;
@@ -27,8 +28,22 @@ static void set_array(lua_State *L, const char *k, const double *v, int64_t n) {
     lua_setfield(L, -2, k);
 }
 
-/* Pushes the result as a table with the keys of docs/metrics.md (classifier metrics absent
- * without a classifier) and frees its arrays. */
+/* A result whose arrays a userdata owns: if Lua runs out of memory while the table is built (an
+ * error longjmps out of push_result), its __gc frees them. Push it before computing the result. */
+static int result_gc(lua_State *L) {
+    collapse_nc_result_free(luaL_checkudata(L, 1, NC_RESULT_MT));
+    return 0;
+}
+
+static collapse_nc_result *result_holder(lua_State *L) {
+    collapse_nc_result *r = lua_newuserdatauv(L, sizeof *r, 0);
+    memset(r, 0, sizeof *r);
+    luaL_setmetatable(L, NC_RESULT_MT);
+    return r;
+}
+
+/* Pushes the result (held by the userdata on top of the stack, which it replaces) as a table with
+ * the keys of docs/metrics.md (classifier metrics absent without a classifier) and frees its arrays. */
 static void push_result(lua_State *L, collapse_nc_result *r) {
     lua_createtable(L, 0, 40);
     lua_pushinteger(L, r->classes); lua_setfield(L, -2, "classes");
@@ -70,6 +85,7 @@ static void push_result(lua_State *L, collapse_nc_result *r) {
     set_array(L, "between_spectrum", r->between_spectrum, r->classes);
     if (r->within_spectrum) set_array(L, "within_spectrum", r->within_spectrum, r->within_spectrum_len);
     collapse_nc_result_free(r);
+    lua_remove(L, -2); /* the holder */
 }
 
 /* Raises unless the optional classifier argument is a tensor of exactly the given shape: a
@@ -131,32 +147,39 @@ static void batch_args(lua_State *L, int farg, int larg, const char *fn, collaps
     }
 }
 
-/* nc_measure(features, labels, classes, W|nil, b|nil, q, within) -> table */
+/* The COLLAPSE_NC_CONV_* bits at argument arg (nil: none); collapse.nc.conventions builds them. */
+static int conventions_arg(lua_State *L, int arg) {
+    lua_Integer conv = luaL_optinteger(L, arg, 0);
+    if (conv & ~(lua_Integer)COLLAPSE_NC_CONV_ALL) luaL_error(L, "nc: unknown convention bits 0x%x", (unsigned)conv);
+    return (int)conv;
+}
+
+/* nc_measure(features, labels, classes, W|nil, b|nil, q, within, conventions) -> table */
 static int l_nc_measure(lua_State *L) {
     const char *fn = "nc.measure";
     int classes = (int)luaL_checkinteger(L, 3);
     collapse_tensor *f0 = tensor_check(L, 1), *W0 = NULL, *b0 = NULL;
     double q = luaL_optnumber(L, 6, 0.05);
-    int flags = lua_toboolean(L, 7) ? COLLAPSE_NC_WITHIN_SPECTRUM : 0;
+    int flags = (lua_toboolean(L, 7) ? COLLAPSE_NC_WITHIN_SPECTRUM : 0) | conventions_arg(L, 8);
     if (classes >= 1 && collapse_tensor_ndim(f0) == 2) {
         W0 = classifier_check(L, 4, fn, "classifier weight", classes, collapse_tensor_size(f0, 1));
         b0 = classifier_check(L, 5, fn, "bias", classes, 0);
     }
+    collapse_nc_result *r = result_holder(L);
     collapse_tensor *fx, *ly, *W = NULL, *b = NULL;
     batch_args(L, 1, 2, fn, &fx, &ly);
     int64_t n = collapse_tensor_size(fx, 0), d = collapse_tensor_size(fx, 1);
-    collapse_nc_result r = {0};
     collapse_status s = classifier_copies(W0, b0, &W, &b);
     if (s == COLLAPSE_OK) s = collapse_nc_measure(collapse_tensor_dtype(fx), collapse_tensor_data(fx), n, d,
                                             collapse_tensor_data(ly), classes,
                                             W ? collapse_tensor_data(W) : NULL, b ? collapse_tensor_data(b) : NULL,
-                                            q, flags, &r);
+                                            q, flags, r);
     collapse_tensor_release(fx);
     collapse_tensor_release(ly);
     collapse_tensor_release(W);
     collapse_tensor_release(b);
     CHECK_STATUS(L, s);
-    push_result(L, &r);
+    push_result(L, r);
     return 1;
 }
 
@@ -166,10 +189,10 @@ static nc_stats_ud *stats_check(lua_State *L) {
     return ud;
 }
 
-/* nc_stats(classes, dim, within) */
+/* nc_stats(classes, dim, within, conventions) */
 static int l_nc_stats(lua_State *L) {
     lua_Integer classes = luaL_checkinteger(L, 1), dim = luaL_checkinteger(L, 2);
-    int flags = lua_toboolean(L, 3) ? COLLAPSE_NC_WITHIN_SPECTRUM : 0;
+    int flags = (lua_toboolean(L, 3) ? COLLAPSE_NC_WITHIN_SPECTRUM : 0) | conventions_arg(L, 4);
     nc_stats_ud *ud = lua_newuserdatauv(L, sizeof *ud, 0);
     ud->s = NULL;
     luaL_setmetatable(L, NC_STATS_MT);
@@ -216,9 +239,24 @@ static int s_set_classifier(lua_State *L) {
 
 static int s_result(lua_State *L) {
     nc_stats_ud *ud = stats_check(L);
-    collapse_nc_result r = {0};
-    CHECK_STATUS(L, collapse_nc_stats_result(ud->s, luaL_optnumber(L, 2, 0.05), &r));
-    push_result(L, &r);
+    double q = luaL_optnumber(L, 2, 0.05);
+    collapse_nc_result *r = result_holder(L);
+    CHECK_STATUS(L, collapse_nc_stats_result(ud->s, q, r));
+    push_result(L, r);
+    return 1;
+}
+
+/* stats:set_conventions(bits) / stats:conventions() -> bits (collapse.nc.conventions names them) */
+static int s_set_conventions(lua_State *L) {
+    nc_stats_ud *ud = stats_check(L);
+    CHECK_STATUS(L, collapse_nc_stats_set_conventions(ud->s, conventions_arg(L, 2)));
+    return 0;
+}
+
+static int s_conventions(lua_State *L) {
+    int conv = 0;
+    CHECK_STATUS(L, collapse_nc_stats_conventions(stats_check(L)->s, &conv));
+    lua_pushinteger(L, conv);
     return 1;
 }
 
@@ -311,7 +349,8 @@ void binding_open_nc(lua_State *L) {
                                        {"set_classifier", s_set_classifier}, {"pass2", s_pass2},
                                        {"result", s_result}, {"save", s_save}, {"merge", s_merge}, {"clone", s_clone},
                                        {"pass1_files", s_pass1_files}, {"pass2_files", s_pass2_files},
-                                       {"shape", s_shape}, {"free", s_gc}, {NULL, NULL}};
+                                       {"shape", s_shape}, {"set_conventions", s_set_conventions},
+                                       {"conventions", s_conventions}, {"free", s_gc}, {NULL, NULL}};
     luaL_newmetatable(L, NC_STATS_MT);
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
@@ -320,6 +359,20 @@ void binding_open_nc(lua_State *L) {
     lua_pushcfunction(L, s_gc);
     lua_setfield(L, -2, "__close");
     lua_pop(L, 1);
+    luaL_newmetatable(L, NC_RESULT_MT);
+    lua_pushcfunction(L, result_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    static const struct { const char *name; int bit; } conv[] = {
+        {"NC_CONV_MEAN_SAMPLES", COLLAPSE_NC_CONV_MEAN_SAMPLES}, {"NC_CONV_NC1_TRACE", COLLAPSE_NC_CONV_NC1_TRACE},
+        {"NC_CONV_CDNV_UNBIASED", COLLAPSE_NC_CONV_CDNV_UNBIASED}, {"NC_CONV_STD_UNBIASED", COLLAPSE_NC_CONV_STD_UNBIASED},
+        {"NC_CONV_EQUIANGULAR_SIGNED", COLLAPSE_NC_CONV_EQUIANGULAR_SIGNED},
+        {"NC_CONV_SELF_DUALITY_NORM", COLLAPSE_NC_CONV_SELF_DUALITY_NORM},
+        {"NC_CONV_NCC_NO_BIAS", COLLAPSE_NC_CONV_NCC_NO_BIAS}};
+    for (size_t i = 0; i < sizeof conv / sizeof conv[0]; i++) {
+        lua_pushinteger(L, conv[i].bit);
+        lua_setfield(L, -2, conv[i].name);
+    }
     static const luaL_Reg fns[] = {{"nc_measure", l_nc_measure}, {"nc_stats", l_nc_stats},
                                    {"nc_stats_load", l_nc_stats_load},
                                    {"nc_files_info", l_nc_files_info}, {NULL, NULL}};

@@ -14,7 +14,7 @@ static int l_linear_forward(lua_State *L) {
     return kernel_return(L, (const int[]){2}, 1);
 }
 
-/* linear_backward(x, gy, gx|false|nil, W, gW, gb|nil) -> gx (nil when not wanted) */
+/* linear_backward(x, gy, gx|false|nil, W, gW|nil, gb|nil) -> gx (nil when not wanted) */
 static int l_linear_backward(lua_State *L) {
     static const char fn[] = "linear_backward";
     collapse_tensor *W = T(4, "weight");
@@ -31,7 +31,7 @@ static int bn_forward(lua_State *L, const char *fn, int four_d) {
     collapse_tensor *y = kernel_output(L, 2, fn, "output", x, 1);
     collapse_tensor *sm = kernel_output(L, 7, fn, "save_mean", x, 1), *si = kernel_output(L, 8, fn, "save_invstd", x, 1);
     int train = lua_toboolean(L, 9);
-    double momentum = luaL_checknumber(L, 10), eps = luaL_checknumber(L, 11);
+    double momentum = arg_number(L, 10), eps = arg_number(L, 11);
     CHECK_STATUS(L, (four_d ? collapse_batchnorm2d_forward : collapse_batchnorm_forward)(
                         x, y, T(3, "weight"), T(4, "bias"), T(5, "running_mean"), T(6, "running_var"), sm, si, train,
                         momentum, eps));
@@ -47,7 +47,7 @@ static int bn_backward(lua_State *L, const char *fn, int four_d) {
     CHECK_STATUS(L, (four_d ? collapse_batchnorm2d_backward : collapse_batchnorm_backward)(
                         x, T(2, "grad_output"), kernel_output(L, 3, fn, "grad_input", x, 0), T(4, "weight"),
                         T(5, "grad_weight"), T(6, "grad_bias"), T(7, "save_mean"), T(8, "save_invstd"),
-                        T(9, "running_mean"), T(10, "running_var"), lua_toboolean(L, 11), luaL_checknumber(L, 12)));
+                        T(9, "running_mean"), T(10, "running_var"), lua_toboolean(L, 11), arg_number(L, 12)));
     return kernel_return(L, (const int[]){3}, 1);
 }
 static int l_batchnorm_backward(lua_State *L) { return bn_backward(L, "batchnorm_backward", 0); }
@@ -60,7 +60,7 @@ static int l_batchnorm_relu_forward(lua_State *L) {
     collapse_tensor *x = T(1, "input");
     collapse_tensor *y = kernel_output(L, 2, fn, "output", x, 1);
     collapse_tensor *sm = kernel_output(L, 7, fn, "save_mean", x, 1), *si = kernel_output(L, 8, fn, "save_invstd", x, 1);
-    double momentum = luaL_checknumber(L, 9), eps = luaL_checknumber(L, 10);
+    double momentum = arg_number(L, 9), eps = arg_number(L, 10);
     CHECK_STATUS(L, collapse_batchnorm_relu_forward(x, y, T(3, "weight"), T(4, "bias"), T(5, "running_mean"),
                                                     T(6, "running_var"), sm, si, momentum, eps));
     return kernel_return(L, (const int[]){2, 7, 8}, 3);

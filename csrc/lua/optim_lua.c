@@ -53,9 +53,9 @@ static collapse_tensor *entry(lua_State *L, int arg, int i, const char *what) {
 
 /* param_list(values, grads, state_a|nil, state_b|nil, weight_decays, ready|nil) -> list */
 static int l_param_list(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    luaL_checktype(L, 5, LUA_TTABLE);
+    arg_table(L, 1, "table");
+    arg_table(L, 2, "table");
+    arg_table(L, 5, "table");
     int n = (int)luaL_len(L, 1);
     param_list *p = lua_newuserdatauv(L, sizeof *p, 0);
     *p = (param_list){0};
@@ -82,13 +82,17 @@ static int l_param_list(lua_State *L) {
     return 1;
 }
 
-static param_list *list_check(lua_State *L, int arg) { return luaL_checkudata(L, arg, PARAM_LIST_MT); }
+static param_list *list_check(lua_State *L, int arg) {
+    param_list *p = luaL_testudata(L, arg, PARAM_LIST_MT);
+    if (!p) binding_argerror(L, arg, lua_pushfstring(L, "parameter list (core.param_list) expected, got %s", luaL_typename(L, arg)));
+    return p;
+}
 
 /* sgd_step_many(list, lr, momentum, dampening, nesterov, zero_grad) */
 static int l_sgd_step_many(lua_State *L) {
     param_list *p = list_check(L, 1);
-    CHECK_STATUS(L, collapse_sgd_step_many(p->n, p->x, p->g, p->a, p->ready, p->wd, luaL_checknumber(L, 2),
-                                           luaL_checknumber(L, 3), luaL_checknumber(L, 4), lua_toboolean(L, 5),
+    CHECK_STATUS(L, collapse_sgd_step_many(p->n, p->x, p->g, p->a, p->ready, p->wd, arg_number(L, 2),
+                                           arg_number(L, 3), arg_number(L, 4), lua_toboolean(L, 5),
                                            lua_toboolean(L, 6)));
     return 0;
 }
@@ -96,9 +100,9 @@ static int l_sgd_step_many(lua_State *L) {
 /* adam_step_many(list, step, lr, beta1, beta2, eps, decoupled, zero_grad) */
 static int l_adam_step_many(lua_State *L) {
     param_list *p = list_check(L, 1);
-    CHECK_STATUS(L, collapse_adam_step_many(p->n, p->x, p->g, p->a, p->b, p->wd, luaL_checkinteger(L, 2),
-                                            luaL_checknumber(L, 3), luaL_checknumber(L, 4), luaL_checknumber(L, 5),
-                                            luaL_checknumber(L, 6), lua_toboolean(L, 7), lua_toboolean(L, 8)));
+    CHECK_STATUS(L, collapse_adam_step_many(p->n, p->x, p->g, p->a, p->b, p->wd, arg_integer(L, 2),
+                                            arg_number(L, 3), arg_number(L, 4), arg_number(L, 5),
+                                            arg_number(L, 6), lua_toboolean(L, 7), lua_toboolean(L, 8)));
     return 0;
 }
 

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 static int l_isatty(lua_State *L) {
-    lua_pushboolean(L, isatty((int)luaL_optinteger(L, 1, 1)));
+    lua_pushboolean(L, isatty((int)arg_optinteger(L, 1, 1)));
     return 1;
 }
 

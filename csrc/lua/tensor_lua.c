@@ -5,6 +5,16 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The tail of every binding that returns a new tensor: CALL, an expression filling `slot`, makes
+ * it into a fresh userdata on the stack; its memory is accounted with the GC and it is returned. */
+#define RETURN_NEW(L, CALL)                           \
+    do {                                              \
+        collapse_tensor **slot = tensor_push_slot(L); \
+        CHECK_STATUS(L, CALL);                        \
+        tensor_pushed(L);                             \
+        return 1;                                     \
+    } while (0)
+
 static int t_gc(lua_State *L) {
     tensor_ud *ud = luaL_checkudata(L, 1, TENSOR_MT);
     collapse_tensor_release(ud->t);
@@ -17,16 +27,13 @@ static int l_zeros(lua_State *L) {
     int64_t shape[COLLAPSE_MAX_DIMS];
     int nd = shape_check(L, 1, shape);
     collapse_dtype dt = dtype_opt(L, 2, COLLAPSE_FLOAT32);
-    collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_tensor_new(dt, nd, shape, slot));
-    tensor_pushed(L);
-    return 1;
+    RETURN_NEW(L, collapse_tensor_new(dt, nd, shape, slot));
 }
 
 static int l_full(lua_State *L) {
     int64_t shape[COLLAPSE_MAX_DIMS];
     int nd = shape_check(L, 1, shape);
-    lua_Number v = luaL_checknumber(L, 2);
+    lua_Number v = arg_number(L, 2);
     collapse_dtype dt = dtype_opt(L, 3, COLLAPSE_FLOAT32);
     collapse_tensor **slot = tensor_push_slot(L);
     CHECK_STATUS(L, collapse_tensor_new(dt, nd, shape, slot));
@@ -40,7 +47,7 @@ static void nested_shape(lua_State *L, int idx, int *nd, int64_t *shape) {
     *nd = 0;
     lua_pushvalue(L, idx);
     while (lua_type(L, -1) == LUA_TTABLE) {
-        if (*nd == COLLAPSE_MAX_DIMS) luaL_error(L, "tensor: table nested deeper than %d levels", COLLAPSE_MAX_DIMS);
+        if (*nd == COLLAPSE_MAX_DIMS) binding_errorf(L, "tensor: table nested deeper than %d levels", COLLAPSE_MAX_DIMS);
         shape[(*nd)++] = (int64_t)luaL_len(L, -1);
         if (shape[*nd - 1] == 0) break;
         lua_geti(L, -1, 1);
@@ -71,10 +78,10 @@ static void nested_fill(lua_State *L, int idx, int depth, int nd, const int64_t 
             luaL_addstring(&b, luaL_typename(L, idx));
             luaL_addstring(&b, ")");
             luaL_pushresult(&b);
-            lua_error(L);
+            binding_error(L, lua_tostring(L, -1));
         }
         if (collapse_tensor_dtype(t) == COLLAPSE_INT32 && (v != floor(v) || fabs(v) > 2147483647.0))
-            luaL_error(L, "tensor: entry %f is not an int32 value", (double)v);
+            binding_errorf(L, "tensor: entry %f is not an int32 value", (double)v);
         int64_t index[COLLAPSE_MAX_DIMS];
         for (int i = 0; i < nd; i++) index[i] = pos[i];
         collapse_tensor_set(t, index, v);
@@ -92,7 +99,7 @@ static void nested_fill(lua_State *L, int idx, int depth, int nd, const int64_t 
         lua_remove(L, -2);
         luaL_addvalue(&b);
         luaL_pushresult(&b);
-        lua_error(L);
+        binding_error(L, lua_tostring(L, -1));
     }
     for (int64_t i = 0; i < shape[depth]; i++) {
         pos[depth] = i;
@@ -108,7 +115,7 @@ static int l_tensor(lua_State *L) {
     int nd = 0;
     if (lua_type(L, 1) == LUA_TNUMBER) nd = 0;
     else if (lua_type(L, 1) == LUA_TTABLE) nested_shape(L, 1, &nd, shape);
-    else return luaL_typeerror(L, 1, "table of numbers");
+    else return binding_argerror(L, 1, lua_pushfstring(L, "table of numbers expected, got %s", luaL_typename(L, 1)));
     collapse_tensor **slot = tensor_push_slot(L);
     CHECK_STATUS(L, collapse_tensor_new(dt, nd, shape, slot));
     int64_t k = 0;
@@ -118,8 +125,8 @@ static int l_tensor(lua_State *L) {
 }
 
 static int l_arange(lua_State *L) {
-    lua_Integer n = luaL_checkinteger(L, 1);
-    luaL_argcheck(L, n >= 0, 1, "non-negative length expected");
+    lua_Integer n = arg_integer(L, 1);
+    if (n < 0) binding_argerror(L, 1, lua_pushfstring(L, "non-negative length expected, got %d", (int)n));
     collapse_dtype dt = dtype_opt(L, 2, COLLAPSE_INT32);
     int64_t shape[1] = {n};
     collapse_tensor **slot = tensor_push_slot(L);
@@ -156,10 +163,10 @@ static int m_shape(lua_State *L) {
 }
 
 static int dim_arg(lua_State *L, int arg, collapse_tensor *t, const char *fn) {
-    lua_Integer d = luaL_checkinteger(L, arg);
+    lua_Integer d = arg_integer(L, arg);
     int nd = collapse_tensor_ndim(t);
     if (d < 1 || d > nd)
-        luaL_error(L, "%s: dimension %d out of range 1..%d for a %d-d tensor", fn, (int)d, nd, nd);
+        binding_errorf(L, "%s: dimension %d out of range 1..%d for a %d-d tensor", fn, (int)d, nd, nd);
     return (int)d - 1;
 }
 
@@ -197,7 +204,7 @@ static void index_args(lua_State *L, collapse_tensor *t, int arg, int64_t *index
         int isnum;
         lua_Integer v = lua_tointegerx(L, arg + d, &isnum);
         if (!isnum)
-            luaL_error(L, "%s: expected %d integer indices for a %d-d tensor, argument %d is %s", fn, nd, nd, d + 1,
+            binding_errorf(L, "%s: expected %d integer indices for a %d-d tensor, argument %d is %s", fn, nd, nd, d + 1,
                        luaL_typename(L, arg + d));
         index[d] = v - 1;
     }
@@ -207,7 +214,7 @@ static int m_get(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
     int nd = collapse_tensor_ndim(t);
     if (lua_gettop(L) - 1 != nd)
-        return luaL_error(L, "get: expected %d indices for a %d-d tensor, got %d", nd, nd, lua_gettop(L) - 1);
+        return binding_errorf(L, "get: expected %d indices for a %d-d tensor, got %d", nd, nd, lua_gettop(L) - 1);
     int64_t index[COLLAPSE_MAX_DIMS];
     index_args(L, t, 2, index, "get");
     double v;
@@ -220,11 +227,11 @@ static int m_set(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
     int nd = collapse_tensor_ndim(t);
     if (lua_gettop(L) - 2 != nd)
-        return luaL_error(L, "set: expected %d indices and a value for a %d-d tensor, got %d arguments", nd, nd,
+        return binding_errorf(L, "set: expected %d indices and a value for a %d-d tensor, got %d arguments", nd, nd,
                           lua_gettop(L) - 1);
     int64_t index[COLLAPSE_MAX_DIMS];
     index_args(L, t, 2, index, "set");
-    lua_Number v = luaL_checknumber(L, nd + 2);
+    lua_Number v = arg_number(L, nd + 2);
     CHECK_STATUS(L, collapse_tensor_set(t, index, v));
     lua_settop(L, 1);
     return 1;
@@ -264,47 +271,35 @@ static int m_totable(lua_State *L) {
 /* ---- copies and views ------------------------------------------------------------- */
 static int m_clone(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
-    collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_tensor_clone(t, slot));
-    tensor_pushed(L);
-    return 1;
+    RETURN_NEW(L, collapse_tensor_clone(t, slot));
 }
 
 static int m_to(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
-    luaL_checkstring(L, 2);
+    arg_string(L, 2, NULL);
     collapse_dtype dt = dtype_opt(L, 2, COLLAPSE_FLOAT32);
-    collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_tensor_to(t, dt, slot));
-    tensor_pushed(L);
-    return 1;
+    RETURN_NEW(L, collapse_tensor_to(t, dt, slot));
 }
 
 static int m_contiguous(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
-    collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_tensor_contiguous(t, slot));
-    tensor_pushed(L);
-    return 1;
+    RETURN_NEW(L, collapse_tensor_contiguous(t, slot));
 }
 
 static int m_reshape(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
     int64_t shape[COLLAPSE_MAX_DIMS];
-    luaL_checktype(L, 2, LUA_TTABLE);
+    arg_table(L, 2, "table");
     lua_Integer n = luaL_len(L, 2);
-    luaL_argcheck(L, n <= COLLAPSE_MAX_DIMS, 2, "too many dimensions");
+    if (n > COLLAPSE_MAX_DIMS) binding_argerror(L, 2, lua_pushfstring(L, "shape with at most %d dimensions expected", COLLAPSE_MAX_DIMS));
     for (lua_Integer i = 1; i <= n; i++) {
         lua_geti(L, 2, i);
         int isnum;
         shape[i - 1] = lua_tointegerx(L, -1, &isnum);
-        if (!isnum) luaL_argerror(L, 2, "shape entries must be integers (-1 to infer one)");
+        if (!isnum) binding_argerror(L, 2, "shape entries must be integers (-1 to infer one)");
         lua_pop(L, 1);
     }
-    collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_tensor_reshape(t, (int)n, shape, slot));
-    tensor_pushed(L);
-    return 1;
+    RETURN_NEW(L, collapse_tensor_reshape(t, (int)n, shape, slot));
 }
 
 static int m_t(lua_State *L) {
@@ -316,8 +311,8 @@ static int m_t(lua_State *L) {
 
 static int m_row(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
-    lua_Integer i = luaL_checkinteger(L, 2);
-    if (collapse_tensor_ndim(t) < 1) return luaL_error(L, "row: expected a tensor with at least 1 dimension");
+    lua_Integer i = arg_integer(L, 2);
+    if (collapse_tensor_ndim(t) < 1) return binding_errorf(L, "row: expected a tensor with at least 1 dimension");
     collapse_tensor **slot = tensor_push_slot(L);
     CHECK_STATUS(L, collapse_tensor_select(t, 0, i - 1, slot));
     return 1;
@@ -326,7 +321,7 @@ static int m_row(lua_State *L) {
 static int m_select(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
     int d = dim_arg(L, 2, t, "select");
-    lua_Integer i = luaL_checkinteger(L, 3);
+    lua_Integer i = arg_integer(L, 3);
     collapse_tensor **slot = tensor_push_slot(L);
     CHECK_STATUS(L, collapse_tensor_select(t, d, i - 1, slot));
     return 1;
@@ -335,7 +330,7 @@ static int m_select(lua_State *L) {
 static int m_narrow(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
     int d = dim_arg(L, 2, t, "narrow");
-    lua_Integer start = luaL_checkinteger(L, 3), len = luaL_checkinteger(L, 4);
+    lua_Integer start = arg_integer(L, 3), len = arg_integer(L, 4);
     collapse_tensor **slot = tensor_push_slot(L);
     CHECK_STATUS(L, collapse_tensor_narrow(t, d, start - 1, len, slot));
     return 1;
@@ -346,7 +341,7 @@ static collapse_tensor *index_arg(lua_State *L, int arg, const char *fn) {
     collapse_tensor *idx = tensor_test(L, arg);
     if (idx) return collapse_tensor_retain(idx);
     if (lua_type(L, arg) != LUA_TTABLE)
-        luaL_error(L, "%s: index must be an int32 tensor or an array of integers, got %s", fn, luaL_typename(L, arg));
+        binding_errorf(L, "%s: index must be an int32 tensor or an array of integers, got %s", fn, luaL_typename(L, arg));
     int64_t n = (int64_t)luaL_len(L, arg);
     collapse_tensor *t;
     CHECK_STATUS(L, collapse_tensor_new(COLLAPSE_INT32, 1, &n, &t));
@@ -358,7 +353,7 @@ static collapse_tensor *index_arg(lua_State *L, int arg, const char *fn) {
         lua_pop(L, 1);
         if (!isnum || v < INT32_MIN || v > INT32_MAX) {
             collapse_tensor_release(t);
-            luaL_error(L, "%s: index entry %d is not an integer", fn, (int)i + 1);
+            binding_errorf(L, "%s: index entry %d is not an integer", fn, (int)i + 1);
         }
         p[i] = (int32_t)v;
     }
@@ -382,10 +377,10 @@ static int m_rows_into(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
     collapse_tensor *out = tensor_check(L, 2);
     collapse_tensor *idx = tensor_test(L, 3);
-    if (!idx) return luaL_error(L, "rows_into: index must be an int32 tensor, got %s", luaL_typename(L, 3));
+    if (!idx) return binding_errorf(L, "rows_into: index must be an int32 tensor, got %s", luaL_typename(L, 3));
     int64_t len = collapse_tensor_ndim(idx) == 1 ? collapse_tensor_size(idx, 0) : 0;
-    lua_Integer start = luaL_optinteger(L, 4, 1);
-    lua_Integer count = luaL_optinteger(L, 5, len - start + 1);
+    lua_Integer start = arg_optinteger(L, 4, 1);
+    lua_Integer count = arg_optinteger(L, 5, len - start + 1);
     CHECK_STATUS(L, collapse_tensor_index_rows_into(t, idx, (int64_t)start - 1, (int64_t)count, 1, out));
     lua_settop(L, 2);
     return 1;
@@ -393,7 +388,7 @@ static int m_rows_into(lua_State *L) {
 
 static int m_fill(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
-    CHECK_STATUS(L, collapse_tensor_fill(t, luaL_checknumber(L, 2)));
+    CHECK_STATUS(L, collapse_tensor_fill(t, arg_number(L, 2)));
     lua_settop(L, 1);
     return 1;
 }
@@ -416,7 +411,12 @@ static int m_copy(lua_State *L) {
     return 1;
 }
 
-static int m_close(lua_State *L) { return t_gc(L); }
+/* t:close(): frees the storage now (closing twice is fine); t.close() with no tensor is an error. */
+static int m_close(lua_State *L) {
+    if (!luaL_testudata(L, 1, TENSOR_MT))
+        return binding_argerror(L, 1, lua_pushfstring(L, "tensor expected (t:close()), got %s", luaL_typename(L, 1)));
+    return t_gc(L);
+}
 
 /* is_live(v): v is a tensor that has not been closed (for the Lua layer's argument checks). */
 static int l_is_live(lua_State *L) {
@@ -438,20 +438,17 @@ static int m_tobytes(lua_State *L) {
 /* frombytes(s, shape, dtype): the inverse of t:tobytes(). */
 static int l_frombytes(lua_State *L) {
     size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
+    const char *s = arg_string(L, 1, &len);
     int64_t shape[COLLAPSE_MAX_DIMS];
     int nd = shape_check(L, 2, shape);
-    luaL_checkstring(L, 3);
+    arg_string(L, 3, NULL);
     collapse_dtype dt = dtype_opt(L, 3, COLLAPSE_FLOAT32);
     int64_t numel = 1;
     for (int i = 0; i < nd; i++) numel *= shape[i];
     if ((size_t)numel * collapse_dtype_size(dt) != len)
-        return luaL_error(L, "frombytes: %d bytes do not hold %d %s elements", (int)len, (int)numel,
+        return binding_errorf(L, "frombytes: %d bytes do not hold %d %s elements", (int)len, (int)numel,
                           collapse_dtype_name(dt));
-    collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_tensor_from_data(dt, nd, shape, s, slot));
-    tensor_pushed(L);
-    return 1;
+    RETURN_NEW(L, collapse_tensor_from_data(dt, nd, shape, s, slot));
 }
 
 /* ---- arithmetic ---------------------------------------------------------------------- */
@@ -464,13 +461,13 @@ static int arith(lua_State *L, collapse_binop op) {
     } else if (a) {
         int isnum;
         lua_Number v = lua_tonumberx(L, 2, &isnum);
-        if (!isnum) return luaL_typeerror(L, 2, "tensor or number");
+        if (!isnum) return binding_argerror(L, 2, lua_pushfstring(L, "tensor or number expected, got %s", luaL_typename(L, 2)));
         slot = tensor_push_slot(L);
         CHECK_STATUS(L, collapse_tensor_binop_scalar(op, a, v, 0, slot));
     } else if (b) {
         int isnum;
         lua_Number v = lua_tonumberx(L, 1, &isnum);
-        if (!isnum) return luaL_typeerror(L, 1, "tensor or number");
+        if (!isnum) return binding_argerror(L, 1, lua_pushfstring(L, "tensor or number expected, got %s", luaL_typename(L, 1)));
         slot = tensor_push_slot(L);
         CHECK_STATUS(L, collapse_tensor_binop_scalar(op, b, v, 1, slot));
     } else {
@@ -487,18 +484,12 @@ static int m_div(lua_State *L) { return arith(L, COLLAPSE_DIV); }
 
 static int m_unm(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
-    collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_tensor_neg(t, slot));
-    tensor_pushed(L);
-    return 1;
+    RETURN_NEW(L, collapse_tensor_neg(t, slot));
 }
 
 static int m_matmul(lua_State *L) {
     collapse_tensor *a = tensor_check(L, 1), *b = tensor_check(L, 2);
-    collapse_tensor **slot = tensor_push_slot(L);
-    CHECK_STATUS(L, collapse_matmul(a, b, slot));
-    tensor_pushed(L);
-    return 1;
+    RETURN_NEW(L, collapse_matmul(a, b, slot));
 }
 
 static int reduce(lua_State *L, collapse_reduce op) {
@@ -512,7 +503,7 @@ static int reduce(lua_State *L, collapse_reduce op) {
         } else {
             CHECK_STATUS(L, collapse_tensor_sum_all(t, &v));
             if (op == COLLAPSE_MEAN) {
-                if (n == 0) return luaL_error(L, "mean: the tensor is empty");
+                if (n == 0) return binding_errorf(L, "mean: the tensor is empty");
                 v /= (double)n;
             }
         }
@@ -563,7 +554,7 @@ static int l_count_correct(lua_State *L) {
 static int t_index(lua_State *L) {
     if (lua_type(L, 2) == LUA_TNUMBER) {
         collapse_tensor *t = tensor_check(L, 1);
-        lua_Integer i = luaL_checkinteger(L, 2);
+        lua_Integer i = arg_integer(L, 2);
         if (collapse_tensor_ndim(t) == 1) {
             int64_t idx = i - 1;
             double v;
@@ -583,18 +574,18 @@ static int t_index(lua_State *L) {
 
 static int t_newindex(lua_State *L) {
     collapse_tensor *t = tensor_check(L, 1);
-    lua_Integer i = luaL_checkinteger(L, 2);
+    lua_Integer i = arg_integer(L, 2);
     if (collapse_tensor_ndim(t) != 1) {
         collapse_tensor *src = tensor_test(L, 3);
         collapse_tensor *row;
         CHECK_STATUS(L, collapse_tensor_select(t, 0, i - 1, &row));
-        collapse_status s = src ? collapse_tensor_copy(row, src) : collapse_tensor_fill(row, luaL_checknumber(L, 3));
+        collapse_status s = src ? collapse_tensor_copy(row, src) : collapse_tensor_fill(row, arg_number(L, 3));
         collapse_tensor_release(row);
         CHECK_STATUS(L, s);
         return 0;
     }
     int64_t idx = i - 1;
-    CHECK_STATUS(L, collapse_tensor_set(t, &idx, luaL_checknumber(L, 3)));
+    CHECK_STATUS(L, collapse_tensor_set(t, &idx, arg_number(L, 3)));
     return 0;
 }
 

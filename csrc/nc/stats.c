@@ -146,15 +146,17 @@ collapse_status nc_new(const char *fn, int classes, int64_t dim, int flags, coll
     if (dim > INT_MAX || classes > INT_MAX / 2 || dim > INT64_MAX / 16 / (2 * (int64_t)classes))
         return collapse_fail(COLLAPSE_ERR_ARG, "%s: classes %d x dim %lld is too large", fn, classes,
                              (long long)dim);
-    if (flags & ~COLLAPSE_NC_WITHIN_SPECTRUM)
-        return collapse_fail(COLLAPSE_ERR_ARG, "%s: unknown flags 0x%x (expected 0 or COLLAPSE_NC_WITHIN_SPECTRUM)",
+    if (flags & ~(COLLAPSE_NC_WITHIN_SPECTRUM | COLLAPSE_NC_CONV_ALL))
+        return collapse_fail(COLLAPSE_ERR_ARG,
+                             "%s: unknown flags 0x%x (expected COLLAPSE_NC_WITHIN_SPECTRUM and COLLAPSE_NC_CONV_* bits)",
                              fn, (unsigned)flags);
     collapse_nc_stats *s = calloc(1, sizeof *s);
     if (!s) return collapse_fail(COLLAPSE_ERR_NOMEM, "%s: out of memory", fn);
     int64_t C = classes, d = dim;
     s->C = classes;
     s->d = dim;
-    s->flags = flags;
+    s->flags = flags & COLLAPSE_NC_WITHIN_SPECTRUM;
+    s->conv = flags & COLLAPSE_NC_CONV_ALL;
     s->state = NC_PASS1;
     int64_t width = 2 * C > d ? 2 * C : d;
     s->chunk = NC_CHUNK_ELEMS / width;
@@ -353,7 +355,7 @@ static collapse_status nc_end_pass1(const char *fn, collapse_nc_stats *s) {
         if (s->count1[c] < 2)
             return collapse_fail(COLLAPSE_ERR_ARG, "%s: class %lld has %lld sample%s; every class needs at least 2", fn,
                                  (long long)(c + 1), (long long)s->count1[c], plural(s->count1[c]));
-    /* means: mu_c, mu_G = (sum of class sums)/N, mu_P = mean of mu_c; M~ = mu_c - mu_P */
+    /* means: mu_c, mu_G = (sum of class sums)/N, mu_P = mean of mu_c; M~ = mu_c - mu_P (or - mu_G) */
     for (int64_t j = 0; j < d; j++) s->mu_g[j] = 0.0;
     for (int64_t c = 0; c < C; c++) {
         const double *sc = s->sum + c * d;
@@ -369,6 +371,7 @@ static collapse_status nc_end_pass1(const char *fn, collapse_nc_stats *s) {
         double p = 0.0;
         for (int64_t c = 0; c < C; c++) p += s->mu[c * d + j];
         p /= (double)C;
+        if (s->conv & COLLAPSE_NC_CONV_MEAN_SAMPLES) p = s->mu_g[j];
         for (int64_t c = 0; c < C; c++) s->mt[c * d + j] = s->mu[c * d + j] - p;
     }
     /* G = M~ M~^T and its eigen-decomposition */
@@ -471,10 +474,22 @@ static void nc_chunk(collapse_nc_stats *s, int64_t rows, const int32_t *labels) 
                     near = c;
                 }
             }
+            int64_t pred = best; /* the classifier's decision compared with the NCC */
+            if (s->conv & COLLAPSE_NC_CONV_NCC_NO_BIAS) {
+                double zb = (zr[0] + tw[0]) + (s->beff[0] - s->bias[0]);
+                pred = 0;
+                for (int64_t c = 1; c < C; c++) {
+                    double zc = (zr[c] + tw[c]) + (s->beff[c] - s->bias[c]);
+                    if (zc > zb) {
+                        zb = zc;
+                        pred = c;
+                    }
+                }
+            }
             double se = 0.0;
             for (int64_t c = 0; c < C; c++) se += exp((zr[c] + tw[c]) + s->beff[c] - zbest);
             s->loss_sum += zbest + log(se) - ((zr[y] + tw[y]) + s->beff[y]);
-            s->agree += best == near;
+            s->agree += pred == near;
             s->correct += best == y;
         }
     }
@@ -618,9 +633,9 @@ static void nc_result_variability(const collapse_nc_stats *s, collapse_nc_result
     r->variability = trW / (trG / (double)C);
     double nc1 = 0.0;
     for (int k = 0; k < s->rank; k++) nc1 += s->proj2[k] / (N * s->blam[k]);
-    r->nc1 = nc1;
+    r->nc1 = (s->conv & COLLAPSE_NC_CONV_NC1_TRACE) ? nc1 * (double)C : nc1;
     /* cdnv; ||mu_c - mu_c'||^2 from G unless cancellation makes that inaccurate */
-    double cd = 0.0;
+    double cd = 0.0, unb = (s->conv & COLLAPSE_NC_CONV_CDNV_UNBIASED) ? 1.0 : 0.0;
     for (int64_t a = 0; a < C; a++)
         for (int64_t b = a + 1; b < C; b++) {
             double na = G[a * C + a] + G[b * C + b];
@@ -630,10 +645,15 @@ static void nc_result_variability(const collapse_nc_stats *s, collapse_nc_result
                 dist2 = 0.0;
                 for (int64_t j = 0; j < d; j++) dist2 += (ma[j] - mb[j]) * (ma[j] - mb[j]);
             }
-            double va = s->within[a] / (double)s->count1[a], vb = s->within[b] / (double)s->count1[b];
+            double va = s->within[a] / ((double)s->count1[a] - unb), vb = s->within[b] / ((double)s->count1[b] - unb);
             cd += dist2 > 0.0 ? (va + vb) / (2.0 * dist2) : INFINITY;
         }
     r->cdnv = cd / (double)npairs;
+}
+
+/* The divisor of the variance behind equinorm and w_equinorm: C (population) or C - 1 (unbiased, torch.std). */
+static double nc_std_divisor(const collapse_nc_stats *s) {
+    return (s->conv & COLLAPSE_NC_CONV_STD_UNBIASED) ? (double)(s->C - 1) : (double)s->C;
 }
 
 /* equinorm, equiangular, max_cos, etf_error, the spectra and the energies of the bound; rn (C) is scratch. */
@@ -650,13 +670,14 @@ static void nc_result_means(const collapse_nc_stats *s, double *rn, collapse_nc_
     }
     mean /= (double)C;
     for (int64_t c = 0; c < C; c++) var += (rn[c] - mean) * (rn[c] - mean);
-    var /= (double)C;
+    var /= nc_std_divisor(s);
     r->equinorm = sqrt(var) / mean; /* mean > 0: end_pass1 rejects M~ = 0 */
     double eq = 0.0, mx = -INFINITY, target = 1.0 / (double)(C - 1);
+    const int signed_eq = (s->conv & COLLAPSE_NC_CONV_EQUIANGULAR_SIGNED) != 0;
     for (int64_t a = 0; a < C; a++)
         for (int64_t b = a + 1; b < C; b++) {
             double cs = (rn[a] > 0.0 && rn[b] > 0.0) ? G[a * C + b] / (rn[a] * rn[b]) : 0.0;
-            eq += fabs(cs + target);
+            eq += signed_eq ? cs + target : fabs(cs + target);
             if (cs > mx) mx = cs;
         }
     r->equiangular = eq / (double)npairs;
@@ -699,7 +720,7 @@ static void nc_result_classifier(const collapse_nc_stats *s, double *tmp, collap
     }
     wmean /= (double)C;
     for (int64_t c = 0; c < C; c++) wvar += (tmp[c] - wmean) * (tmp[c] - wmean);
-    wvar /= (double)C;
+    wvar /= nc_std_divisor(s);
     r->w_equinorm = wmean > 0.0 ? sqrt(wvar) / wmean : 0.0; /* W = 0: all rows equal, 0 */
     double wf = sqrt(wf2), mf = sqrt(trG), sd = 0.0;
     double wi = wf > 0.0 ? 1.0 / wf : 0.0; /* W = 0 normalises to 0 -> self_duality 1 */
@@ -707,7 +728,7 @@ static void nc_result_classifier(const collapse_nc_stats *s, double *tmp, collap
         double v = s->wm[i] * wi - s->mt[i] / mf;
         sd += v * v;
     }
-    r->self_duality = sd;
+    r->self_duality = (s->conv & COLLAPSE_NC_CONV_SELF_DUALITY_NORM) ? sqrt(sd) : sd;
     r->ncc_agreement = (double)s->agree / N;
     r->accuracy = (double)s->correct / N;
     r->loss = s->loss_sum / N;

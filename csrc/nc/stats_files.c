@@ -1,8 +1,9 @@
 /*
  * Feeding the streaming statistics from files (collapse measure, issue 13): a features file
  * [N x d] (or [N x ...], flattened per row) and a labels file [N] (or [N x 1]) read in chunks of
- * rows, so memory stays O(C d) plus one chunk whatever N. NPY (and .npy.gz) stream by rows
- * (io/npy_rows.c); CSV is read whole (it is a text format for small data). Labels may be stored
+ * rows, so memory stays O(C d) plus one chunk whatever N. NPY (and .npy.gz) and the NPY members
+ * of .npz archives ("a.npz:member", or "a.npz" for the member "features" / "labels"; stored or
+ * deflated) stream by rows (io/npy_rows.c); CSV is read whole (it is a text format for small data). Labels may be stored
  * as any integer type or as integral floats, and start at `label_base` (0 as numpy/PyTorch write
  * them, or 1); a label outside base..base+C-1 fails naming the value and its 0-based row.
  */
@@ -40,16 +41,25 @@ static collapse_status src_open(const char *fn, const char *what, const char *pa
     memset(s, 0, sizeof *s);
     s->path = path;
     int labels = what[0] == 'l';
-    if (ends_with(path, ".npz"))
-        return collapse_fail(COLLAPSE_ERR_FORMAT, "%s: %s '%s': .npz archives are not supported yet; save the array "
-                             "with numpy.save as .npy (or write CSV)", fn, what, path);
-    if (ends_with(path, ".csv") || ends_with(path, ".csv.gz") || ends_with(path, ".tsv")) {
+    const char *colon = strstr(path, ".npz:");
+    if (ends_with(path, ".npz") || colon) {
+        /* "a.npz:member", or "a.npz" for the member named like the role ("features" / "labels") */
+        char archive[4096];
+        size_t alen = colon ? (size_t)(colon - path) + 4 : strlen(path);
+        if (alen >= sizeof archive)
+            return collapse_fail(COLLAPSE_ERR_ARG, "%s: %s path '%.64s...' is too long", fn, what, path);
+        memcpy(archive, path, alen);
+        archive[alen] = '\0';
+        COLLAPSE_TRY(collapse_npy_rows_open_npz(archive, colon ? colon + 5 : what, &s->npy));
+    } else if (ends_with(path, ".csv") || ends_with(path, ".csv.gz") || ends_with(path, ".tsv")) {
         COLLAPSE_TRY(collapse_csv_read(path, 0, 0, &s->csv, NULL));
         s->rows = s->csv.shape[0];
         s->cols = s->csv.ndim > 1 ? s->csv.shape[1] : 1;
         s->is_float = 1;
     } else {
         COLLAPSE_TRY(collapse_npy_rows_open(path, &s->npy));
+    }
+    if (s->npy) {
         int64_t shape[COLLAPSE_MAX_DIMS];
         int nd = collapse_npy_rows_shape(s->npy, shape);
         s->rows = nd > 0 ? shape[0] : 0;

@@ -23,7 +23,8 @@ enum { NC_PASS1 = 0, NC_PASS2 = 1 };
 struct collapse_nc_stats {
     int C;
     int64_t d;
-    int flags;
+    int flags;          /* COLLAPSE_NC_WITHIN_SPECTRUM or 0 */
+    int conv;           /* COLLAPSE_NC_CONV_* bits (docs/metrics.md, "Conventions") */
     int state;          /* NC_PASS1 until end_pass1 succeeds, then NC_PASS2 */
     int pass2_started;
     /* pass 1 */
@@ -33,7 +34,7 @@ struct collapse_nc_stats {
     /* end_pass1 */
     double *mu;         /* C x d class means */
     double *mu_g;       /* d: global sample mean */
-    double *mt;         /* C x d: mu_c - mu_P */
+    double *mt;         /* C x d: mu_c - mu_P (mu_c - mu_G with COLLAPSE_NC_CONV_MEAN_SAMPLES) */
     double *gram;       /* C x C: M~ M~^T (both triangles) */
     double *gvec;       /* C x C eigenvectors (columns, ascending) */
     double *geig;       /* C eigenvalues of G, descending, clamped >= 0 */
@@ -59,7 +60,7 @@ struct collapse_nc_stats {
     double *within;     /* C: sum over class c of ||h_i - mu_c||^2 */
     double *proj2;      /* C: sum of squared projections on basis rows */
     double *sigw;       /* d x d upper triangle of sum r r^T (flagged only) */
-    int64_t agree, correct;
+    int64_t agree, correct; /* agree: argmax (W h + b), or W h with COLLAPSE_NC_CONV_NCC_NO_BIAS, = NCC */
     double loss_sum;
     /* scratch */
     int64_t chunk;

@@ -8,9 +8,10 @@
  * they add too. The merge order is the caller's (nc.merge_stats uses a fixed pairwise tree).
  *
  * File format (docs/metrics.md, "Sharded measurement"), little-endian whatever the host:
- *   "CLPSNCST" magic, uint32 version (1), uint64 payload length, uint32 CRC-32 (zlib) of the payload,
- *   then the payload: a header (uint32 C, int64 d, uint32 flags, state, pass2_started, has_w, rank)
- *   and the arrays in the fixed order of nc_fields. Written atomically (temp file + rename).
+ *   "CLPSNCST" magic, uint32 version (2), uint64 payload length, uint32 CRC-32 (zlib) of the payload,
+ *   then the payload: a header (uint32 C, int64 d, uint32 flags, state, pass2_started, has_w, rank,
+ *   and from version 2 uint32 conventions) and the arrays in the fixed order of nc_fields. Written
+ *   atomically (temp file + rename). Version 1 (no conventions word: all defaults) is still read.
  */
 #include "collapse.h"
 #include "core/error.h"
@@ -22,9 +23,10 @@
 #include <string.h>
 
 #define NC_MAGIC "CLPSNCST"
-#define NC_VERSION 1u
-#define NC_PREAMBLE 24 /* magic 8 + version 4 + length 8 + crc 4 */
-#define NC_HEADER 32   /* C 4, d 8, flags 4, state 4, pass2_started 4, has_w 4, rank 4 */
+#define NC_VERSION 2u
+#define NC_PREAMBLE 24   /* magic 8 + version 4 + length 8 + crc 4 */
+#define NC_HEADER_V1 32  /* C 4, d 8, flags 4, state 4, pass2_started 4, has_w 4, rank 4 */
+#define NC_HEADER 36     /* version 2: + conventions 4 */
 
 typedef struct nc_io {
     unsigned char *p; /* write or read cursor */
@@ -69,7 +71,7 @@ static void io_i64(nc_io *io, int64_t *v, int64_t n) {
 }
 
 /* Payload bytes for a header; -1 when it would not fit in memory. */
-static int64_t nc_payload_size(int64_t C, int64_t d, int flags, int state, int has_w, int64_t rank) {
+static int64_t nc_payload_size(int64_t header, int64_t C, int64_t d, int flags, int state, int has_w, int64_t rank) {
     if (C < 2 || d < 1 || C > INT_MAX / 2 || d > INT_MAX || C * d > INT64_MAX / 64 / 8) return -1;
     if ((flags & COLLAPSE_NC_WITHIN_SPECTRUM) && d > INT64_MAX / 8 / d) return -1;
     int64_t n = 1 + C + C * d;                             /* n1, count1, sum */
@@ -79,7 +81,7 @@ static int64_t nc_payload_size(int64_t C, int64_t d, int flags, int state, int h
         n += 1 + C + C * d + 1 + C + rank + 3;             /* n2 count2 usum sq within proj2 agree correct loss */
         if (flags & COLLAPSE_NC_WITHIN_SPECTRUM) n += d * d;
     }
-    return NC_HEADER + 8 * n;
+    return header + 8 * n;
 }
 
 /* The arrays after the header, in file order; the same walk writes and reads. */
@@ -119,7 +121,7 @@ collapse_status collapse_nc_stats_serialize(const collapse_nc_stats *s, void **b
     *buf = NULL;
     *len = 0;
     if (!s) return collapse_fail(COLLAPSE_ERR_ARG, "%s: stats expected, got NULL", fn);
-    int64_t payload = nc_payload_size(s->C, s->d, s->flags, s->state, s->has_w, s->rank);
+    int64_t payload = nc_payload_size(NC_HEADER, s->C, s->d, s->flags, s->state, s->has_w, s->rank);
     if (payload < 0 || (uint64_t)payload > SIZE_MAX - NC_PREAMBLE)
         return collapse_fail(COLLAPSE_ERR_NOMEM, "%s: the state is too large to serialise", fn);
     unsigned char *out = malloc((size_t)payload + NC_PREAMBLE);
@@ -132,6 +134,7 @@ collapse_status collapse_nc_stats_serialize(const collapse_nc_stats *s, void **b
     put_u32(h + 20, (uint32_t)s->pass2_started);
     put_u32(h + 24, (uint32_t)s->has_w);
     put_u32(h + 28, (uint32_t)s->rank);
+    put_u32(h + 32, (uint32_t)s->conv);
     nc_io io = {h + NC_HEADER, 1};
     /* the classifier's W is the first C x d block of wm (nc_fields only reads from it here) */
     nc_fields(&io, (collapse_nc_stats *)s, s->has_w ? s->wm : NULL, s->has_w ? s->bias : NULL);
@@ -146,20 +149,23 @@ collapse_status collapse_nc_stats_serialize(const collapse_nc_stats *s, void **b
 
 /* Header fields checked against each other and against the payload length. */
 static collapse_status nc_parse_header(const char *fn, const char *what, const unsigned char *h, uint64_t payload,
-                                       int *C, int64_t *d, int *flags, int *state, int *started, int *has_w,
-                                       int *rank) {
-    if (payload < NC_HEADER)
+                                       int64_t header, int *C, int64_t *d, int *flags, int *state, int *started,
+                                       int *has_w, int *rank, int *conv) {
+    if (payload < (uint64_t)header)
         return collapse_fail(COLLAPSE_ERR_FORMAT, "%s: %s: payload of %llu bytes is shorter than the header", fn, what,
                              (unsigned long long)payload);
     uint32_t c = get_u32(h), fl = get_u32(h + 12), stt = get_u32(h + 16), st2 = get_u32(h + 20);
     uint32_t hw = get_u32(h + 24), rk = get_u32(h + 28);
+    uint32_t cv = header > NC_HEADER_V1 ? get_u32(h + 32) : 0u;
     uint64_t dd = get_u64(h + 4);
+    if (cv & ~(uint32_t)COLLAPSE_NC_CONV_ALL)
+        return collapse_fail(COLLAPSE_ERR_FORMAT, "%s: %s: unknown convention bits 0x%x in the header", fn, what, cv);
     if (c < 2 || c > INT_MAX / 2 || dd < 1 || dd > INT_MAX || (fl & ~(uint32_t)COLLAPSE_NC_WITHIN_SPECTRUM) ||
         stt > 1 || st2 > 1 || hw > 1 || (st2 && !stt) || rk > c - 1 || rk > dd || (!stt && rk))
         return collapse_fail(COLLAPSE_ERR_FORMAT,
                              "%s: %s: inconsistent header (classes %u, dim %llu, flags %u, state %u, rank %u)", fn,
                              what, c, (unsigned long long)dd, fl, stt, rk);
-    int64_t want = nc_payload_size(c, (int64_t)dd, (int)fl, (int)stt, (int)hw, rk);
+    int64_t want = nc_payload_size(header, c, (int64_t)dd, (int)fl, (int)stt, (int)hw, rk);
     if (want < 0 || (uint64_t)want != payload)
         return collapse_fail(COLLAPSE_ERR_FORMAT, "%s: %s: payload is %llu bytes but its header (classes %u, dim %llu) "
                              "needs %lld", fn, what, (unsigned long long)payload, c, (unsigned long long)dd,
@@ -171,6 +177,7 @@ static collapse_status nc_parse_header(const char *fn, const char *what, const u
     *started = (int)st2;
     *has_w = (int)hw;
     *rank = (int)rk;
+    *conv = (int)cv;
     return COLLAPSE_OK;
 }
 
@@ -197,9 +204,10 @@ static collapse_status nc_decode(const char *fn, const char *what, const unsigne
         return collapse_fail(COLLAPSE_ERR_FORMAT, "%s: %s is not a collapse NC statistics file (bad magic; expected "
                              "\"%s\")", fn, what, NC_MAGIC);
     uint32_t version = get_u32(p + 8);
-    if (version != NC_VERSION)
-        return collapse_fail(COLLAPSE_ERR_FORMAT, "%s: %s has format version %u; this library reads version %u", fn,
-                             what, version, NC_VERSION);
+    if (version != 1u && version != NC_VERSION)
+        return collapse_fail(COLLAPSE_ERR_FORMAT, "%s: %s has format version %u; this library reads versions 1 to %u",
+                             fn, what, version, NC_VERSION);
+    const int64_t header = version == 1u ? NC_HEADER_V1 : NC_HEADER;
     uint64_t payload = get_u64(p + 12);
     if (payload > len - NC_PREAMBLE)
         return collapse_fail(COLLAPSE_ERR_FORMAT, "%s: %s is truncated (payload %llu bytes, %zu present)", fn, what,
@@ -210,11 +218,12 @@ static collapse_status nc_decode(const char *fn, const char *what, const unsigne
     const unsigned char *h = p + NC_PREAMBLE;
     if (collapse_crc32(0, h, (size_t)payload) != get_u32(p + 20))
         return collapse_fail(COLLAPSE_ERR_FORMAT, "%s: %s is corrupt (CRC-32 mismatch)", fn, what);
-    int C = 0, flags = 0, state = 0, started = 0, has_w = 0, rank = 0;
+    int C = 0, flags = 0, state = 0, started = 0, has_w = 0, rank = 0, conv = 0;
     int64_t d = 0;
-    COLLAPSE_TRY(nc_parse_header(fn, what, h, payload, &C, &d, &flags, &state, &started, &has_w, &rank));
+    COLLAPSE_TRY(nc_parse_header(fn, what, h, payload, header, &C, &d, &flags, &state, &started, &has_w, &rank,
+                                 &conv));
     collapse_nc_stats *s = NULL;
-    COLLAPSE_TRY(nc_new(fn, C, d, flags, &s));
+    COLLAPSE_TRY(nc_new(fn, C, d, flags | conv, &s));
     double *W = has_w ? malloc(sizeof(double) * (size_t)(C * d + C)) : NULL;
     if (has_w && !W) {
         collapse_nc_stats_free(s);
@@ -222,7 +231,7 @@ static collapse_status nc_decode(const char *fn, const char *what, const unsigne
     }
     s->state = state;
     s->rank = rank;
-    nc_io io = {(unsigned char *)h + NC_HEADER, 0};
+    nc_io io = {(unsigned char *)h + header, 0};
     nc_fields(&io, s, W, W ? W + C * d : NULL);
     collapse_status st = nc_check_counts(fn, what, s);
     if (st == COLLAPSE_OK && has_w) {
@@ -353,6 +362,9 @@ collapse_status collapse_nc_stats_merge(collapse_nc_stats *dst, const collapse_n
     static const char fn[] = "nc_stats_merge";
     if (!dst || !src) return collapse_fail(COLLAPSE_ERR_ARG, "%s: two stats expected, got NULL", fn);
     if (dst == src) return collapse_fail(COLLAPSE_ERR_ARG, "%s: cannot merge a state into itself", fn);
+    if (dst->conv != src->conv)
+        return collapse_fail(COLLAPSE_ERR_STATE, "%s: states measured under different conventions (0x%x and 0x%x) "
+                             "cannot be merged", fn, (unsigned)dst->conv, (unsigned)src->conv);
     if (dst->C != src->C || dst->d != src->d || dst->flags != src->flags)
         return collapse_fail(COLLAPSE_ERR_SHAPE,
                              "%s: states of %d classes x dim %lld (flags %d) and %d classes x dim %lld (flags %d) "

@@ -60,3 +60,30 @@ collapse_status collapse_nc_stats_shape(const collapse_nc_stats *s, int *classes
     if (flags) *flags = s->flags;
     return COLLAPSE_OK;
 }
+
+/* Conventions (docs/metrics.md, "Conventions"). Each bit may change only while what it shapes is
+ * still to be computed: the centring of M~ at end_pass1, the NCC decision during pass 2, the rest
+ * in the result. */
+collapse_status collapse_nc_stats_set_conventions(collapse_nc_stats *s, int conventions) {
+    static const char fn[] = "nc_stats_set_conventions";
+    if (!s) return collapse_fail(COLLAPSE_ERR_ARG, "%s: stats expected, got NULL", fn);
+    if (conventions & ~COLLAPSE_NC_CONV_ALL)
+        return collapse_fail(COLLAPSE_ERR_ARG, "%s: unknown convention bits 0x%x (expected COLLAPSE_NC_CONV_* bits)", fn,
+                             (unsigned)(conventions & ~COLLAPSE_NC_CONV_ALL));
+    int changed = conventions ^ s->conv;
+    if ((changed & COLLAPSE_NC_CONV_MEAN_SAMPLES) && s->state != NC_PASS1)
+        return collapse_fail(COLLAPSE_ERR_STATE, "%s: the global_mean convention shapes end_pass1, which was already "
+                             "called; set it before end_pass1", fn);
+    if ((changed & COLLAPSE_NC_CONV_NCC_NO_BIAS) && s->pass2_started)
+        return collapse_fail(COLLAPSE_ERR_STATE, "%s: the ncc_bias convention is applied in pass 2, which has "
+                             "started; set it before the first pass-2 batch", fn);
+    s->conv = conventions;
+    return COLLAPSE_OK;
+}
+
+collapse_status collapse_nc_stats_conventions(const collapse_nc_stats *s, int *conventions) {
+    if (!s) return collapse_fail(COLLAPSE_ERR_ARG, "nc_stats_conventions: stats expected, got NULL");
+    if (!conventions) return collapse_fail(COLLAPSE_ERR_ARG, "nc_stats_conventions: conventions expected, got NULL");
+    *conventions = s->conv;
+    return COLLAPSE_OK;
+}

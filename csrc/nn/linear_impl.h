@@ -37,14 +37,16 @@ collapse_status CL_FN(collapse_linear_backward)(int64_t n, int64_t in, int64_t o
     COLLAPSE_TRY(cl_need_ptr(fn, "x", x, n, in));
     COLLAPSE_TRY(cl_need_ptr(fn, "grad_output", gy, n, out));
     COLLAPSE_TRY(cl_need_ptr(fn, "W", W, out, in));
-    COLLAPSE_TRY(cl_need_ptr(fn, "grad_weight", gW, out, in));
+    /* gW NULL: the weight is frozen (requires_grad = false), its gradient is not computed */
+    if (gW) COLLAPSE_TRY(cl_need_ptr(fn, "grad_weight", gW, out, in));
     /* gx = gy W : [n x out] [out x in] */
     if (gx)
         CL_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)in, (int)out, (real)1, gy, (int)out, W,
                 (int)in, (real)0, gx, (int)in);
     /* gW += gy^T x : [out x n] [n x in] */
-    CL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)n, (real)1, gy, (int)out, x, (int)in,
-            (real)1, gW, (int)in);
+    if (gW)
+        CL_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)n, (real)1, gy, (int)out, x, (int)in,
+                (real)1, gW, (int)in);
     if (gb) {
         /* column sums in double, a stack block of columns at a time (rows stay contiguous) */
         const real *restrict d = gy;

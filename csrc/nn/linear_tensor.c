@@ -42,7 +42,7 @@ collapse_status collapse_linear_backward(const collapse_tensor *x, const collaps
     linear_args a;
     COLLAPSE_TRY(read_args(fn, x, W, &a));
     COLLAPSE_TRY(cl_arg_input(fn, "grad_output", gy, a.dt, 2, (const int64_t[]){a.n, a.out}, 0, a.note));
-    COLLAPSE_TRY(cl_arg_input(fn, "grad_weight", gW, a.dt, 2, W->shape, 0, a.note));
+    COLLAPSE_TRY(cl_arg_input(fn, "grad_weight", gW, a.dt, 2, W->shape, 1, a.note));
     COLLAPSE_TRY(cl_arg_input(fn, "grad_bias", gb, a.dt, 1, (const int64_t[]){a.out}, 1, a.note));
     COLLAPSE_TRY(cl_arg_distinct(fn, "grad_input", gx, "input", x));
     COLLAPSE_TRY(cl_arg_distinct(fn, "grad_input", gx, "grad_output", gy));

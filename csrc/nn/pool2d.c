@@ -39,6 +39,17 @@ collapse_status collapse_pool2d_output_shape(const int64_t input_shape[4], int64
     return COLLAPSE_OK;
 }
 
+/* The start of every pooling kernel: the geometry, then its two arrays checked in the order
+ * given: `first` (shaped like the input, or like the output when first_is_output) and `second`
+ * (the other shape). Forward: x then y; backward: grad_output then grad_input. */
+static collapse_status cl_pool_begin(const char *fn, const int64_t *in, int64_t kernel, int64_t stride,
+                                     cl_pool_geom *g, const char *first_name, const void *first,
+                                     const char *second_name, const void *second, int first_is_output) {
+    COLLAPSE_TRY(cl_pool_geometry(fn, in, kernel, stride, g));
+    COLLAPSE_TRY(cl_need_ptr4(fn, first_name, first, first_is_output ? g->out_shape : in));
+    return cl_need_ptr4(fn, second_name, second, first_is_output ? in : g->out_shape);
+}
+
 /* Index checks of the max-pool backward (before anything is written). */
 static collapse_status cl_pool_check_indices(const char *fn, const cl_pool_geom *g, const int32_t *indices) {
     const int64_t count = g->planes * g->ho * g->wo, plane = g->h * g->w;

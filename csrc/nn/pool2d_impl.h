@@ -30,9 +30,7 @@ collapse_status CL_FN(collapse_maxpool2d_forward)(const int64_t input_shape[4], 
                                                   int32_t *indices, int64_t kernel, int64_t stride) {
     static const char fn[] = "maxpool2d_forward";
     cl_pool_geom g;
-    COLLAPSE_TRY(cl_pool_geometry(fn, input_shape, kernel, stride, &g));
-    COLLAPSE_TRY(cl_need_ptr4(fn, "x", x, input_shape));
-    COLLAPSE_TRY(cl_need_ptr4(fn, "y", y, g.out_shape));
+    COLLAPSE_TRY(cl_pool_begin(fn, input_shape, kernel, stride, &g, "x", x, "y", y, 0));
     const int64_t k = g.k, s = g.s, W = g.w, in_plane = g.h * g.w, out_plane = g.ho * g.wo;
     for (int64_t p = 0; p < g.planes; p++) {
         const real *restrict xp = x + p * in_plane;
@@ -69,9 +67,8 @@ collapse_status CL_FN(collapse_maxpool2d_backward)(const int64_t input_shape[4],
                                                    int64_t stride) {
     static const char fn[] = "maxpool2d_backward";
     cl_pool_geom g;
-    COLLAPSE_TRY(cl_pool_geometry(fn, input_shape, kernel, stride, &g));
-    COLLAPSE_TRY(cl_need_ptr4(fn, "grad_output", grad_output, g.out_shape));
-    COLLAPSE_TRY(cl_need_ptr4(fn, "grad_input", grad_input, input_shape));
+    COLLAPSE_TRY(cl_pool_begin(fn, input_shape, kernel, stride, &g, "grad_output", grad_output, "grad_input",
+                               grad_input, 1));
     if (!indices) {
         char b[CL_SHAPE_STR];
         return collapse_fail(COLLAPSE_ERR_ARG, "%s: indices is NULL, expected the forward's %s int32 array", fn,
@@ -93,9 +90,7 @@ collapse_status CL_FN(collapse_avgpool2d_forward)(const int64_t input_shape[4], 
                                                   int64_t kernel, int64_t stride) {
     static const char fn[] = "avgpool2d_forward";
     cl_pool_geom g;
-    COLLAPSE_TRY(cl_pool_geometry(fn, input_shape, kernel, stride, &g));
-    COLLAPSE_TRY(cl_need_ptr4(fn, "x", x, input_shape));
-    COLLAPSE_TRY(cl_need_ptr4(fn, "y", y, g.out_shape));
+    COLLAPSE_TRY(cl_pool_begin(fn, input_shape, kernel, stride, &g, "x", x, "y", y, 0));
     const int64_t k = g.k, s = g.s, W = g.w, in_plane = g.h * g.w, out_plane = g.ho * g.wo;
     const double count = (double)(k * k);
     for (int64_t p = 0; p < g.planes; p++) {
@@ -118,9 +113,8 @@ collapse_status CL_FN(collapse_avgpool2d_backward)(const int64_t input_shape[4],
                                                    real *grad_input, int64_t kernel, int64_t stride) {
     static const char fn[] = "avgpool2d_backward";
     cl_pool_geom g;
-    COLLAPSE_TRY(cl_pool_geometry(fn, input_shape, kernel, stride, &g));
-    COLLAPSE_TRY(cl_need_ptr4(fn, "grad_output", grad_output, g.out_shape));
-    COLLAPSE_TRY(cl_need_ptr4(fn, "grad_input", grad_input, input_shape));
+    COLLAPSE_TRY(cl_pool_begin(fn, input_shape, kernel, stride, &g, "grad_output", grad_output, "grad_input",
+                               grad_input, 1));
     const int64_t k = g.k, s = g.s, W = g.w, in_plane = g.h * g.w, out_plane = g.ho * g.wo;
     const real count = (real)(k * k);
     for (int64_t p = 0; p < g.planes; p++) {

@@ -97,7 +97,9 @@ local function decode_table(s, pos, path, depth)
       corrupt(path, ("key of type %s at payload byte %d"):format(type(k), at))
     end
     if k ~= k then corrupt(path, ("NaN key at payload byte %d"):format(at)) end
-    if t[k] ~= nil then corrupt(path, ("duplicate key %s at payload byte %d"):format(tostring(k), at)) end
+    -- control characters of a string key shown as \ddd: no NUL or newline inside the message
+    if t[k] ~= nil then corrupt(path, ("duplicate key %s at payload byte %d"):format(
+      (tostring(k):gsub("%c", function(c) return "\\" .. c:byte() end)), at)) end
     v, pos = decode(s, pos, path, depth + 1)
     t[k] = v
   end

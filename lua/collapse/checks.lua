@@ -45,28 +45,31 @@ function checks.fail(fn, msg, ...)
 end
 local fail = checks.fail
 
--- A value for messages: strings quoted, everything else tostring'd.
+-- A value for messages: strings quoted, tables, functions and userdata by type (no addresses),
+-- everything else tostring'd.
 local function show(v)
-  if type(v) == "string" then return ("'%s'"):format(v) end
+  local t = type(v)
+  if t == "string" then return ("'%s'"):format(v) end
+  if t == "table" or t == "function" or t == "userdata" or t == "thread" then return "a " .. t end
   return tostring(v)
 end
 checks.show = show
 
 function checks.positive_int(fn, name, v)
-  if math.type(v) ~= "integer" or v < 1 then fail(fn, "%s must be a positive integer, got %s", name, tostring(v)) end
+  if math.type(v) ~= "integer" or v < 1 then fail(fn, "%s must be a positive integer, got %s", name, show(v)) end
   return v
 end
 
 --- An integer >= lo.
 function checks.int_min(fn, name, v, lo)
-  if math.type(v) ~= "integer" or v < lo then fail(fn, "%s must be an integer >= %d, got %s", name, lo, tostring(v)) end
+  if math.type(v) ~= "integer" or v < lo then fail(fn, "%s must be an integer >= %d, got %s", name, lo, show(v)) end
   return v
 end
 
 --- A number in [lo, hi] (or [lo, hi) when open_hi); NaN fails.
 function checks.number_in(fn, name, v, lo, hi, open_hi)
   if type(v) ~= "number" or v ~= v or v < lo or (open_hi and v >= hi) or (not open_hi and v > hi) then
-    fail(fn, "%s must be a number in [%g, %g%s, got %s", name, lo, hi, open_hi and ")" or "]", tostring(v))
+    fail(fn, "%s must be a number in [%g, %g%s, got %s", name, lo, hi, open_hi and ")" or "]", show(v))
   end
   return v
 end
@@ -104,25 +107,36 @@ function checks.rng(fn, name, v, optional)
   return v
 end
 
---- Labels as an int32 tensor: an int32 tensor passes (the C kernels check the range 1..C); a Lua
--- array must hold integers (1.5 is refused, not truncated) in 1..classes when classes (a number,
--- or a function giving it, called only for arrays) is given.
-function checks.labels(fn, labels, classes)
-  if getmetatable(labels) == core.tensor_mt then
-    if labels:dtype() == "int32" then return labels end
-    labels = labels:totable()
-    if type(labels) ~= "table" then fail(fn, "labels must be a 1-d tensor or an array of integers") end
-  elseif type(labels) ~= "table" then
-    fail(fn, "labels must be an int32 tensor or an array of integers, got %s", type(labels))
+--- Labels as an int32 tensor, the one label conversion of the library (Dataset, the loss): an
+-- int32 tensor passes as it is (the C kernels check the range 1..C); a 1-d tensor of another dtype
+-- or a Lua array only when every entry is a whole number in the int32 range (1.5, NaN, inf or "2"
+-- is an error naming the first bad entry, never truncated), in 1..classes when classes (a number,
+-- or a function giving it, called only when converting) is given. name: the argument ("labels").
+function checks.labels(fn, labels, classes, name)
+  name = name or "labels"
+  local is_t = getmetatable(labels) == core.tensor_mt
+  if is_t and labels:dtype() == "int32" then return labels end
+  if not is_t and type(labels) ~= "table" then
+    fail(fn, "%s must be an int32 tensor or a list of integer labels, got %s", name, type(labels))
+  end
+  if is_t and labels:dim() ~= 1 then fail(fn, "%s must be 1-d, got %d dimensions", name, labels:dim()) end
+  local values = is_t and labels:totable() or labels
+  for k in pairs(values) do
+    if math.type(k) ~= "integer" or k < 1 or k > #values then
+      fail(fn, "%s must be a list of labels, got key %s", name, tostring(k))
+    end
   end
   if type(classes) == "function" then classes = classes() end
-  for i = 1, #labels do
-    local v = labels[i]
-    local k = math.tointeger(v)
-    if not k then fail(fn, "label %s at index %d is not an integer", tostring(v), i) end
+  for i = 1, #values do
+    local v = values[i]
+    local k = type(v) == "number" and math.tointeger(v)
+    if not k or k < -2147483648 or k > 2147483647 then
+      fail(fn, "label %s at index %d is not an integer (labels are whole numbers 1..C)",
+        type(v) == "string" and ("%q"):format(v) or tostring(v), i)
+    end
     if classes and (k < 1 or k > classes) then fail(fn, "label %d at index %d is outside 1..%d", k, i, classes) end
   end
-  return core.tensor(labels, "int32")
+  return is_t and labels:to("int32") or core.tensor(values, "int32")
 end
 
 --- A method called as obj.f() instead of obj:f(): self is nil or not an object of the library (a

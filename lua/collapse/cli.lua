@@ -21,10 +21,13 @@ usage: collapse <command> [options]
   bound --lambda L --classes C --loss X [--per-class n] [--no-bn] [--q 0.05]
         the optimal loss and the collapse certified by a regularised loss X (docs/theory.md).
   measure FEATURES.npy LABELS.npy [--classifier W.npy] [--lambda L --loss X] [--json OUT] ...
-        collapse metrics of stored features, streamed; `collapse measure --help` (docs/metrics.md).
-  demo [--out DIR] [--quick]
+        collapse metrics of stored features (.npy, .npz members, CSV), streamed; --convention K=V;
+        `collapse measure --help` (docs/metrics.md).
+  demo [--out DIR] [--quick] [--jobs N|auto]
         the default experiment: BN vs no BN across weight decay on conic data, then on a
-        Fashion-MNIST subset when the Debian package is installed.
+        Fashion-MNIST subset when the Debian package is installed; its runs go to one worker
+        process per core (--jobs 1: all in this process; --part conic|fashion_mnist --task I
+        runs one point, as the workers do).
   help
 ]]
 
@@ -43,7 +46,9 @@ local FLAGS = {
     { name = "lambda", type = "number", required = true }, { name = "classes", type = "integer", required = true },
     { name = "loss", type = "number", required = true }, { name = "per-class", type = "integer" },
     { name = "no-bn", type = "boolean" }, { name = "q", type = "number" } } },
-  demo = { positionals = 0, flags = { { name = "out", type = "string" }, { name = "quick", type = "boolean" } } },
+  demo = { positionals = 0, flags = { { name = "out", type = "string" }, { name = "quick", type = "boolean" },
+    -- --part/--task: a worker of the demo's own --jobs (demo.lua)
+    { name = "jobs", type = "string" }, { name = "part", type = "string" }, { name = "task", type = "string" } } },
 }
 
 local function parse(cmd, args)
@@ -198,7 +203,12 @@ function cli.measure(args) require("collapse.measure_cli").run(args) end
 
 function cli.demo(args)
   local _, flags = parse("demo", args)
-  require("collapse.demo").run{ out = flags.out, quick = flags.quick }
+  local jobs = flags.jobs and RUN_FLAGS.jobs(flags.jobs)
+  if flags.task then -- a worker of the demo's own --jobs (see demo.lua)
+    require("collapse.demo").task{ out = flags.out, quick = flags.quick, part = flags.part, task = RUN_FLAGS.task(flags.task) }
+    return
+  end
+  require("collapse.demo").run{ out = flags.out, quick = flags.quick, jobs = jobs }
 end
 
 function cli.main(args)

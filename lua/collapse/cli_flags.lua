@@ -1,7 +1,13 @@
 --- Strict, table-driven parsing of the `collapse` command line.
 -- Each command declares its flags once:
 --   { name = "per-class", type = "integer", min = 1, required = false, help = "..." }
--- types: "string", "number" (finite), "integer", "boolean" (no value), "set" (repeatable key=value).
+-- types: "string", "number" (finite), "integer", "boolean" (no value), "set" (repeatable key=value),
+-- "pair" (repeatable, two words: `--shard FEATURES LABELS`; no `=` form). A flag may add
+-- check = function(value) -> value, raising its own message for a bad one (error(msg, 0)).
+-- decl.positional_name (e.g. "FILE") words the error for extra words when one is allowed;
+-- decl.messages = {unknown = "...%s...%s", twice = "...%s..."} rewords those two errors (the flag
+-- name, and for unknown the list of flags), for commands whose messages are fixed elsewhere.
+-- A value that starts with "--" is taken as a missing value ("--out needs a value").
 -- An unknown flag, a missing or malformed value, a repeated flag, a missing required flag or too
 -- many positional words is an error naming the command, the flag and what was expected; nothing is
 -- ever silently ignored. `--flag=value` and `--flag value` are both accepted.
@@ -53,6 +59,7 @@ local function convert(cmd, f, raw)
   local v, what = CONVERT[f.type](raw)
   if v == nil then fail(cmd, ("--%s expects %s, got '%s'"):format(f.name, what, raw)) end
   if f.min and v < f.min then fail(cmd, ("--%s expects %s >= %s, got %s"):format(f.name, what, f.min, raw)) end
+  if f.check then v = f.check(v) end
   return v
 end
 
@@ -69,21 +76,30 @@ function cli_flags.parse(cmd, decl, args)
       local name, inline = a:sub(3):match("^([^=]*)=(.*)$")
       name = name or a:sub(3)
       local f = by_name[name] or by_name[name:gsub("_", "-")]
-      if not f then fail(cmd, ("unknown flag --%s (flags: %s)"):format(name, names(decl))) end
+      if not f then fail(cmd, ((decl.messages or {}).unknown or "unknown flag --%s (flags: %s)"):format(name, names(decl))) end
       local key = f.name:gsub("-", "_")
-      if f.type == "boolean" then
+      if f.type == "pair" then
+        if inline then fail(cmd, ("--%s takes two words (%s), not '=%s'"):format(f.name, f.words or "A B", inline)) end
+        local x, y = args[i + 1], args[i + 2]
+        if x == nil or y == nil or x:sub(1, 2) == "--" or y:sub(1, 2) == "--" then
+          fail(cmd, ("--%s needs %s"):format(f.name, f.words or "two values"))
+        end
+        out[key] = out[key] or {}
+        table.insert(out[key], { x, y })
+        i = i + 3
+      elseif f.type == "boolean" then
         if inline then fail(cmd, ("--%s takes no value, got '%s'"):format(f.name, inline)) end
-        if out[key] then fail(cmd, ("--%s given twice"):format(f.name)) end
+        if out[key] then fail(cmd, ((decl.messages or {}).twice or "--%s given twice"):format(f.name)) end
         out[key] = true
         i = i + 1
       else
         local raw = inline or args[i + 1]
-        if raw == nil then fail(cmd, ("--%s needs a value"):format(f.name)) end
+        if raw == nil or (not inline and raw:sub(1, 2) == "--") then fail(cmd, ("--%s needs a value"):format(f.name)) end
         local v = convert(cmd, f, raw)
         if f.type == "set" then
           out[key] = out[key] or {}
           table.insert(out[key], v)
-        elseif out[key] ~= nil then fail(cmd, ("--%s given twice"):format(f.name))
+        elseif out[key] ~= nil then fail(cmd, ((decl.messages or {}).twice or "--%s given twice"):format(f.name))
         else out[key] = v end
         i = i + (inline and 1 or 2)
       end
@@ -93,6 +109,9 @@ function cli_flags.parse(cmd, decl, args)
     end
   end
   local max = decl.positionals or 0
+  if #pos > max and max == 1 and decl.positional_name then
+    fail(cmd, ("expected one %s, got '%s' and '%s'"):format(decl.positional_name, pos[1], pos[2]))
+  end
   if #pos > max then
     fail(cmd, ("unexpected argument '%s' (%s)"):format(pos[max + 1],
       max == 0 and "this command takes only flags" or ("at most " .. max .. " argument" .. (max > 1 and "s" or ""))))

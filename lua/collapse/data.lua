@@ -1,42 +1,12 @@
 --- collapse.data: datasets, batching and the paper's synthetic generators.
 local collapse = require("collapse")
 local core = require("collapse.core")
+local checks = require("collapse.checks")
+local Module = require("collapse.nn.Module")
 
 local data = {}
 
-local function fail(fn, msg, ...) error(("%s: " .. msg):format(fn, ...), 3) end
-
-local function check_tensor(fn, name, v)
-  if not collapse.is_tensor(v) then fail(fn, "%s must be a tensor, got %s", name, type(v)) end
-end
-
--- Labels as an int32 tensor: an int32 tensor as it is; a 1-d tensor of another dtype or a Lua list
--- only when every entry is a whole number in the int32 range. 1.5, NaN, inf or "2" is an error
--- naming the first bad entry, never truncated.
-local function as_labels(fn, y)
-  local function fail(_, msg, ...) error(("%s: " .. msg):format(fn, ...), 4) end -- names Dataset's caller
-  local is_t = collapse.is_tensor(y)
-  if not is_t and type(y) ~= "table" then
-    fail(fn, "y must be an int32 tensor or a list of integer labels, got %s", type(y))
-  end
-  if is_t and y:dtype() == "int32" then return y end
-  if is_t and y:dim() ~= 1 then fail(fn, "y must be 1-d, got %d dimensions", y:dim()) end
-  local values = is_t and y:totable() or y
-  for k in pairs(values) do
-    if math.type(k) ~= "integer" or k < 1 or k > #values then
-      fail(fn, "y must be a list of labels, got key %s", tostring(k))
-    end
-  end
-  for i = 1, #values do
-    local v = values[i]
-    local iv = type(v) == "number" and math.tointeger(v)
-    if not iv or iv < -2147483648 or iv > 2147483647 then
-      fail(fn, "label %s at index %d is not an integer (labels are whole numbers 1..C)",
-        type(v) == "string" and ("%q"):format(v) or tostring(v), i)
-    end
-  end
-  return is_t and y:to("int32") or core.tensor(values, "int32")
-end
+local fail, check_tensor = checks.fail, checks.tensor -- errors blame the user's line
 
 local Dataset = {}
 Dataset.__index = Dataset
@@ -50,7 +20,7 @@ function data.Dataset(spec)
     if k ~= "x" and k ~= "y" and k ~= "classes" and k ~= "name" then fail(fn, "unknown field '%s'", tostring(k)) end
   end
   check_tensor(fn, "x", spec.x)
-  local y = as_labels(fn, spec.y)
+  local y = checks.labels(fn, spec.y, nil, "y")
   if y:dim() ~= 1 then fail(fn, "y must be 1-d, got %d dimensions", y:dim()) end
   local n = spec.x:dim() > 0 and spec.x:size(1) or 0
   if y:size(1) ~= n then fail(fn, "x has %d samples but y has %d labels", n, y:size(1)) end
@@ -201,9 +171,7 @@ local function check_opts(fn, opts, allowed)
   return out
 end
 
-local function positive_int(fn, name, v)
-  if math.type(v) ~= "integer" or v < 1 then fail(fn, "%s must be a positive integer, got %s", name, tostring(v)) end
-end
+local positive_int = checks.positive_int
 
 --- Gaussian blobs: class means at distance `separation` from the origin in random directions,
 -- unit-variance noise; per_class samples of each class, in class order.
@@ -270,8 +238,8 @@ function data.teacher(opts)
   for layer = 1, o.depth do
     local out = layer == o.depth and o.classes or o.width
     local bound = 1 / math.sqrt(prev)
-    local W = core.rand({ out, prev }, "float64", g) * (2 * bound) - bound
-    local b = core.rand({ out }, "float64", g) * (2 * bound) - bound
+    local W = Module.uniform({ out, prev }, bound, "float64", g) -- nn.Linear's initialiser
+    local b = Module.uniform({ out }, bound, "float64", g)
     h = h:matmul(W:t()) + b
     if layer < o.depth then
       local relu = core.zeros(h:shape(), "float64")

@@ -95,8 +95,8 @@ local function print_table(title, rows, classes)
   return { wins = wins, total = total, violations = violations }
 end
 
-local function sweep(name, out, data, s, epochs, classes)
-  local r = collapse.sweep{
+local function sweep_spec(name, out, data, s, epochs)
+  return {
     out = out .. "/" .. name,
     grid = { weight_decay = s.weight_decays, batchnorm = { true, false } },
     seeds = s.seeds,
@@ -112,6 +112,34 @@ local function sweep(name, out, data, s, epochs, classes)
       end,
     },
   }
+end
+
+-- The two datasets, built the same way in the demo and in each of its workers.
+local function conic_data(s) return collapse.data.conic{ n = s.conic_n, classes = 4, dim = 16, seed = 1 } end
+local function fashion_data(s)
+  local train = collapse.data.fashion_mnist{ split = "train" }:balanced(s.fashion_per_class, collapse.rng(1))
+  local test = collapse.data.fashion_mnist{ split = "test", limit = s.fashion_per_class * 10 * 2 }
+  return train, test
+end
+
+-- How the sweep runs: in this process (jobs 1), or its points in workers that rebuild the same
+-- sweep with `collapse demo --part NAME --task I` (each worker on one BLAS thread).
+local function run_opts(name, opts, points)
+  local jobs = require("collapse.jobs")
+  local n = opts.jobs
+  if n == nil then n = opts.quick and 1 or "auto" end -- the smoke run is too short to pay for workers
+  n = n == "auto" and jobs.auto(points) or n
+  if n <= 1 then return nil end
+  return { jobs = n, worker = function(index)
+    local args = { "demo", "--out", opts.out or "collapse-demo", "--part", name, "--task", tostring(index) }
+    if opts.quick then args[#args + 1] = "--quick" end
+    return jobs.cli_argv(args)
+  end }
+end
+
+local function sweep(name, out, data, s, epochs, classes, opts)
+  local spec = sweep_spec(name, out, data, s, epochs)
+  local r = collapse.sweep(spec, run_opts(name, opts, #s.weight_decays * 2 * #s.seeds))
   local summary = print_table(name, summarise(r.runs), classes)
   local index, messages = require("collapse.report").build(out .. "/" .. name)
   for _, m in ipairs(messages) do print(m) end
@@ -119,32 +147,57 @@ local function sweep(name, out, data, s, epochs, classes)
   return summary
 end
 
---- demo.run{out = "collapse-demo", quick = false}
+--- One point of one of the demo's sweeps (what a demo worker runs): demo.task{part =, task =, ...}.
+function demo.task(opts)
+  local s = settings(opts.quick)
+  local out = opts.out or "collapse-demo"
+  local data
+  if opts.part == "conic" then
+    data = { train = conic_data(s) }
+  elseif opts.part == "fashion_mnist" then
+    local train, test = fashion_data(s)
+    data = { train = train, test = test }
+  else
+    error(("demo: --part must be conic or fashion_mnist, got %s"):format(tostring(opts.part)), 0)
+  end
+  local epochs = opts.part == "conic" and s.conic_epochs or s.fashion_epochs
+  return collapse.sweep(sweep_spec(opts.part, out, data, s, epochs), { task = opts.task })
+end
+
+--- demo.run{out = "collapse-demo", quick = false, jobs = "auto" | N}: jobs > 1 (the default on a
+-- multi-core machine: one worker per core) trains the sweep points in worker processes.
 function demo.run(opts)
   opts = opts or {}
   local out = opts.out or "collapse-demo"
   local s = settings(opts.quick)
   fs.mkdir(out)
   local info = collapse.blas_info()
-  print(("collapse %s demo: OpenBLAS %s, %d thread(s); results in %s/"):format(collapse.version, info.core,
-    info.threads, out))
+  local workers = run_opts("conic", opts, #s.weight_decays * 2 * #s.seeds)
+  print(("collapse %s demo: OpenBLAS %s (%s), %s; results in %s/"):format(collapse.version, info.core,
+    info.selected_by == "collapse" and "chosen by collapse" or info.selected_by == "user" and "set by user"
+    or "OpenBLAS's choice", workers and ("%d worker processes, 1 BLAS thread each"):format(workers.jobs)
+    or "1 BLAS thread", out))
   local t0 = collapse.core.clock()
   local results = {}
+  -- Every run on one BLAS thread, in workers or here: results depend on the thread count
+  -- (docs/experiments.md), and the table must not depend on --jobs.
+  local threads = collapse.get_num_threads()
+  if not workers then collapse.set_num_threads(1) end
   -- 1. conic data (the paper's synthetic set): 4 classes in R^16
-  local conic = collapse.data.conic{ n = s.conic_n, classes = 4, dim = 16, seed = 1 }
+  local conic = conic_data(s)
   print(("\n[1/2] conic data: %d points, %d epochs per run, %d runs"):format(conic:size(), s.conic_epochs,
     #s.weight_decays * 2 * #s.seeds))
-  results.conic = sweep("conic", out, { train = conic }, s, s.conic_epochs, 4)
+  results.conic = sweep("conic", out, { train = conic }, s, s.conic_epochs, 4, opts)
   -- 2. Fashion-MNIST subset, when the Debian package is installed
   if fs.exists(FASHION_DIR .. "/train-images-idx3-ubyte.gz") then
-    local train = collapse.data.fashion_mnist{ split = "train" }:balanced(s.fashion_per_class, collapse.rng(1))
-    local test = collapse.data.fashion_mnist{ split = "test", limit = s.fashion_per_class * 10 * 2 }
+    local train, test = fashion_data(s)
     print(("\n[2/2] Fashion-MNIST: %d training images (balanced), %d test images, %d epochs per run"):format(
       train:size(), test:size(), s.fashion_epochs))
-    results.fashion = sweep("fashion_mnist", out, { train = train, test = test }, s, s.fashion_epochs, 10)
+    results.fashion = sweep("fashion_mnist", out, { train = train, test = test }, s, s.fashion_epochs, 10, opts)
   else
     print(("\n[2/2] Fashion-MNIST skipped: %s not found (apt-get install dataset-fashion-mnist)"):format(FASHION_DIR))
   end
+  collapse.set_num_threads(threads)
   print(("\ndemo finished in %.0f s"):format(collapse.core.clock() - t0))
   return results
 end

@@ -19,7 +19,7 @@ local FIELDS = {
 }
 
 local DEFAULT_METRICS = { "intra_cos", "inter_cos", "intra_cos_min", "inter_cos_max", "feature_norm", "nc1",
-  "etf_error", "accuracy", "loss", "regularized_loss", "bound", "gamma_norm", "weight_norm", "test_accuracy" }
+  "etf_error", "accuracy", "loss", "regularized_loss", "bound", "gamma_norm", "weight_norm", "test_accuracy", "decomposition" }
 
 -- Lower bounds of numeric fields (NaN fails every one).
 local MINIMUM = { epochs = 1, batch_size = 1, measure_every = 0, measure_batch_size = 1, threads = 1, lambda = 0 }
@@ -135,21 +135,36 @@ local function accuracy(model, ds, bs)
   return correct / ds:size()
 end
 
+-- The decomposition as a run records it: the parts as {name, value} in chain order (their labels
+-- are nc.decompose.PARTS); lambda = 0 (no weight decay) is "not applicable", as for the bound.
+local function decomposition_record(d)
+  if not d then return { applicable = false, reason = "not applicable (weight decay 0)" } end
+  local parts = {}
+  for i, p in ipairs(d.parts) do parts[i] = { name = p.name, value = p.value } end
+  return { applicable = true, epsilon = d.epsilon, L_reg = d.L_reg, L_star = d.L_star, t_star = d.t_star,
+    relative_epsilon = d.relative_epsilon, dominant = d.dominant, bn_mode = d.bn_mode, balanced = d.balanced,
+    negative = d.negative, parts = parts }
+end
+
 -- The measurements of one point of the schedule, as a flat table of numbers and tables.
 local function measure(self, model, train, test, lambda, want)
   local nc = collapse.nc
   local q = self.spec.q
   local bs = self.spec.measure_batch_size or 1024
-  local cert = nc.certify(model, train, lambda, { q = q, batch_size = bs })
+  local decomp = false
+  for _, key in ipairs(want) do if key == "decomposition" then decomp = true end end
+  local cert = nc.certify(model, train, lambda, { q = q, batch_size = bs, decompose = decomp })
   local m = cert.metrics
   local rec = {}
   for _, key in ipairs(want) do
     if key == "regularized_loss" then rec.regularized_loss = cert.loss.total
+    elseif key == "decomposition" then rec.decomposition = decomposition_record(cert.decomposition)
     elseif key == "bound" then
       local b = cert.bound
       rec.bound = { guaranteed = b.guaranteed, reason = b.reason, epsilon = b.epsilon,
         optimal_loss = b.optimal_loss, intra_cos_min = b.intra_cos_min, inter_cos_max = b.inter_cos_max,
-        asymptotic = b.asymptotic }
+        asymptotic = b.asymptotic, intra_vacuous = b.intra_vacuous, inter_vacuous = b.inter_vacuous,
+        applicable = b.applicable ~= false }
       rec.model_free_bound = { guaranteed = cert.model_free.guaranteed, loss = cert.model_free.loss,
         intra_cos_min = cert.model_free.intra_cos_min, inter_cos_max = cert.model_free.inter_cos_max,
         reason = cert.model_free.reason }
@@ -164,6 +179,8 @@ local function measure(self, model, train, test, lambda, want)
     end
   end
   rec.ce = cert.loss.ce
+  -- epsilon = L_reg - L* of the bound (clamped at 0 with BN); the decomposition's when no bound is asked
+  rec.epsilon = rec.bound and rec.bound.epsilon or (rec.decomposition and rec.decomposition.epsilon) or nil
   return rec
 end
 
@@ -260,6 +277,10 @@ function Experiment:run(overrides)
     local te = core.clock()
     local rec = train_epoch(ctx, epoch)
     if ctx.sched then ctx.sched:step() end
+    if rec.train_loss ~= rec.train_loss then
+      error(("experiment '%s': training diverged at epoch %d (loss is NaN); lower the learning rate")
+        :format(ctx.label, epoch), 0)
+    end
     if ctx.measure_every > 0 and (epoch % ctx.measure_every == 0 or epoch == spec.epochs) then
       local ok, m = pcall(measure, ctx, ctx.model, ctx.train, ctx.test, ctx.lambda, ctx.want)
       if not ok then error(("experiment '%s', epoch %d: %s"):format(ctx.label, epoch, tostring(m)), 0) end
@@ -267,10 +288,6 @@ function Experiment:run(overrides)
     end
     rec.seconds = core.clock() - te
     history[#history + 1] = rec
-    if rec.train_loss ~= rec.train_loss then
-      error(("experiment '%s': training diverged at epoch %d (loss is NaN); lower the learning rate")
-        :format(ctx.label, epoch), 0)
-    end
     if ctx.progress then
       io.stdout:write(("%s  epoch %d/%d  loss %.4f  acc %.4f%s  (%s)\n"):format(ctx.label, epoch, spec.epochs,
         rec.train_loss, rec.train_accuracy, Experiment.collapse_summary(rec), fmt_time(rec.seconds)))

@@ -4,7 +4,9 @@
 -- oversubscription and every point computes what a sequential run on one BLAS thread computes.
 -- A worker writes its run's JSON atomically, as the sequential sweep does; the parent prints the
 -- progress lines and, when a worker fails, stops starting new ones, lets the running ones finish
--- (their results are kept) and raises the failed worker's error.
+-- (their results are kept) and raises the failed worker's error. The parent waits for any child
+-- (waitpid(-1)): start no other child processes while it runs. Ctrl-C reaches the workers too
+-- (same process group); a parent killed otherwise leaves its workers to finish their point.
 local process = require("collapse.process")
 local core = require("collapse.core")
 local fs = require("collapse.fs")

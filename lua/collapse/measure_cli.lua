@@ -5,6 +5,8 @@ local collapse = require("collapse")
 local core = require("collapse.core")
 local json = require("collapse.json")
 local fs = require("collapse.fs")
+local cli_flags = require("collapse.cli_flags")
+local conventions = require("collapse.nc.conventions")
 
 local M = {}
 
@@ -12,59 +14,81 @@ M.USAGE = [[
 usage: collapse measure FEATURES LABELS [options]
        collapse measure --shard F1 L1 --shard F2 L2 ... [options]
   FEATURES: [N x d] float32/float64 .npy (streamed by rows) or .csv; LABELS: [N] integer .npy/.csv
+  .npz: "a.npz:member" anywhere a file is named; a bare a.npz means its member "features" (FEATURES,
+        --features-key K), "labels" (LABELS, --labels-key K), "classifier" / "bias" (--classifier,
+        --bias); `collapse measure a.npz` takes both arrays from one archive. Members stream by rows
+        (stored or deflated); the classifier and bias are read whole.
   --label-base 0|1      first class label (default 0, as numpy/PyTorch write them)
   --classes C           number of classes (default: largest label - base + 1)
   --classifier W.npy    [C x d] weight: adds the classifier metrics; --bias b.npy [C]
   --lambda L --loss X   weight decay and regularised loss: the collapse bound (docs/theory.md) and,
                         with --classifier, the model-free certificate; --no-bn: no last-layer BN
   --q 0.05              quantile fraction; --json OUT writes every number (atomically)
+  --convention K=V      a metric convention (repeatable; docs/metrics.md, "Conventions"): global_mean=
+                        class_means|samples, nc1=trace_over_C|trace, cdnv_variance=population|unbiased,
+                        equinorm_std=population|unbiased, equiangular=absolute|signed,
+                        self_duality=squared|norm, ncc_bias=with|without
 ]]
 
 local function fail(msg, ...) error(("measure: " .. msg):format(...), 0) end
 
-local VALUED = { label_base = true, classes = true, classifier = true, bias = true, lambda = true, loss = true,
-  json = true, q = true }
+local FLAGS = { positionals = 2, flags = {
+  { name = "shard", type = "pair", words = "FEATURES LABELS" },
+  { name = "label-base", type = "integer" },
+  { name = "classes", type = "integer", min = 2 },
+  { name = "classifier", type = "string" },
+  { name = "bias", type = "string" },
+  { name = "lambda", type = "number" },
+  { name = "loss", type = "number" },
+  { name = "json", type = "string" },
+  { name = "q", type = "number" },
+  { name = "convention", type = "set" },
+  { name = "features-key", type = "string" },
+  { name = "labels-key", type = "string" },
+  { name = "no-bn", type = "boolean" },
+  { name = "help", type = "boolean" },
+} }
+
+local function is_npz(path) return path:match("%.npz$") or path:find(".npz:", 1, true) end
 
 local function parse(args)
-  local pos, flags, shards = {}, {}, {}
-  local i = 1
-  while i <= #args do
-    local a = args[i]
-    if a == "--shard" then
-      if not args[i + 1] or not args[i + 2] then fail("--shard needs FEATURES LABELS") end
-      shards[#shards + 1] = { features = args[i + 1], labels = args[i + 2] }
-      i = i + 3
-    elseif a == "--no-bn" or a == "--help" then
-      flags[a:sub(3):gsub("-", "_")] = true
-      i = i + 1
-    elseif a:match("^%-%-") then
-      local name = a:sub(3):gsub("-", "_")
-      if not VALUED[name] then fail("unknown option '%s'\n%s", a, M.USAGE) end
-      flags[name] = args[i + 1] or fail("%s needs a value", a)
-      i = i + 2
-    else
-      pos[#pos + 1] = a
-      i = i + 1
+  local pos, flags = cli_flags.parse("measure", FLAGS, args)
+  local shards = {}
+  if #pos == 1 and is_npz(pos[1]) then shards[1] = { features = pos[1], labels = pos[1] }
+  elseif #pos == 2 then shards[1] = { features = pos[1], labels = pos[2] }
+  elseif #pos ~= 0 then fail("expected FEATURES LABELS, one ARCHIVE.npz (or --shard F L ...), got %d file name", #pos) end
+  for _, p in ipairs(flags.shard or {}) do shards[#shards + 1] = { features = p[1], labels = p[2] } end
+  -- a bare archive names its member by the role (--features-key / --labels-key)
+  for _, sh in ipairs(shards) do
+    if is_npz(sh.features) and not sh.features:find(".npz:", 1, true) then
+      sh.features = sh.features .. ":" .. (flags.features_key or "features")
+    end
+    if is_npz(sh.labels) and not sh.labels:find(".npz:", 1, true) then
+      sh.labels = sh.labels .. ":" .. (flags.labels_key or "labels")
     end
   end
-  if #pos == 2 then table.insert(shards, 1, { features = pos[1], labels = pos[2] })
-  elseif #pos ~= 0 then fail("expected FEATURES LABELS (or --shard F L ...), got %d file names", #pos) end
+  local conv = {}
+  for _, kv in ipairs(flags.convention or {}) do conv[#conv + 1] = kv[1] .. "=" .. tostring(kv[2]) end
+  flags.conventions = conventions.parse_assignments("measure", conv)
   return shards, flags
 end
 
-local function number_flag(flags, name, kind)
-  local v = flags[name]
-  if v == nil then return nil end
-  local n = tonumber(v)
-  if kind == "integer" then n = n and math.tointeger(n) end
-  if n == nil or n ~= n then fail("--%s must be a%s number, got '%s'", name:gsub("_", "-"), kind == "integer" and "n integer" or "", v) end
-  return n
-end
-
--- A small array file (the classifier) as a float64 tensor.
+-- A small array file (the classifier) as a float64 tensor; "a.npz:member" or "a.npz" (member `what`).
 local function read_array(path, what)
   local ok, t = pcall(function()
     if path:match("%.csv$") or path:match("%.csv%.gz$") then return collapse.data.csv(path, { dtype = "float64" }) end
+    local archive, member = path:match("^(.*%.npz):(.+)$")
+    if not archive and path:match("%.npz$") then archive, member = path, what end
+    if archive then
+      local members = collapse.data.npz(archive)
+      if not members[member] then
+        local names = {}
+        for k in pairs(members) do names[#names + 1] = "'" .. k .. "'" end
+        table.sort(names)
+        error(("'%s' has no member '%s' (members: %s)"):format(archive, member, table.concat(names, ", ")), 0)
+      end
+      return members[member]
+    end
     return collapse.data.npy(path)
   end)
   if not ok then fail("cannot read %s '%s': %s", what, path, tostring(t)) end
@@ -73,10 +97,10 @@ end
 
 -- Two phases over the shards (docs/metrics.md, "Sharded measurement"): pass 1 per shard, merge,
 -- end_pass1, pass 2 per shard from the merged state, merge.
-local function measure_shards(shards, C, d, base, W, b, q)
+local function measure_shards(shards, C, d, base, W, b, q, conv)
   local p1 = {}
   for i, s in ipairs(shards) do
-    p1[i] = core.nc_stats(C, d, false)
+    p1[i] = core.nc_stats(C, d, false, conv)
     if W then p1[i]:set_classifier(W, b) end
     p1[i]:pass1_files(s.features, s.labels, base)
   end
@@ -139,12 +163,12 @@ function M.run(args)
   local shards, flags = parse(args)
   if flags.help then io.stdout:write(M.USAGE) return end
   if #shards == 0 then fail("needs FEATURES LABELS or --shard F L\n%s", M.USAGE) end
-  local base = number_flag(flags, "label_base", "integer") or 0
+  local base = flags.label_base or 0
   if base ~= 0 and base ~= 1 then fail("--label-base must be 0 or 1, got %d", base) end
-  local want = number_flag(flags, "classes", "integer") or 0
-  local q = number_flag(flags, "q") or 0.05
+  local want = flags.classes or 0
+  local q = flags.q or 0.05
   if q <= 0 or q >= 1 then fail("--q must be in (0, 1), got %s", tostring(q)) end
-  local lambda, loss = number_flag(flags, "lambda"), number_flag(flags, "loss")
+  local lambda, loss = flags.lambda, flags.loss
   if (lambda == nil) ~= (loss == nil) then fail("--lambda and --loss go together") end
   if lambda and lambda < 0 then fail("--lambda must be >= 0, got %s", tostring(lambda)) end
   if flags.bias and not flags.classifier then fail("--bias needs --classifier") end
@@ -158,13 +182,21 @@ function M.run(args)
   if C < 2 then fail("the labels name %d class%s; at least 2 are needed", C, C == 1 and "" or "es") end
   local W = flags.classifier and read_array(flags.classifier, "classifier")
   local b = flags.bias and read_array(flags.bias, "bias")
-  local m = measure_shards(shards, C, d, base, W, b, q)
+  local conv = conventions.bits("measure", flags.conventions, 0)
+  local m = measure_shards(shards, C, d, base, W, b, q, conv)
   print(("collapse measure: %d samples, %d classes, dim %d, %d shard%s"):format(N, C, d, #shards,
     #shards == 1 and "" or "s"))
   for _, k in ipairs(ROWS) do
     if m[k] ~= nil then print(("  %-30s %s"):format(k, fmt(m[k]))) end
   end
-  local out = { shards = shards, label_base = base, q = q, metrics = m }
+  if conv ~= 0 then
+    local parts = {}
+    for _, k in ipairs(conventions.KEYS) do
+      if flags.conventions[k[1]] then parts[#parts + 1] = k[1] .. "=" .. flags.conventions[k[1]] end
+    end
+    print("  conventions: " .. table.concat(parts, ", "))
+  end
+  local out = { shards = shards, label_base = base, q = q, metrics = m, conventions = conventions.names(conv) }
   if lambda then
     out.lambda, out.loss = lambda, loss
     out.bound, out.model_free = certificates(m, W, b, lambda, loss, not flags.no_bn, q)

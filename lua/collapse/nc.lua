@@ -2,6 +2,8 @@
 -- The numerics live in C (csrc/nc); this layer checks arguments and walks models and datasets.
 local collapse = require("collapse")
 local core = require("collapse.core")
+local conventions = require("collapse.nc.conventions")
+local eval_mode = require("collapse.nc.eval_mode")
 
 local nc = {}
 
@@ -50,10 +52,13 @@ local function check_q(fn, q)
   return q
 end
 
-local MEASURE_OPTS = { classifier = true, bias = true, q = true, classes = true, within_spectrum = true }
+local MEASURE_OPTS = { classifier = true, bias = true, q = true, classes = true, within_spectrum = true,
+  conventions = true }
+nc.conventions = conventions
 
 --- nc.measure(features [N x d], labels (1..C), {classifier = linear or W, bias = b, q = 0.05,
--- classes = C, within_spectrum = false}) -> table of every metric of docs/metrics.md.
+-- classes = C, within_spectrum = false, conventions = {global_mean = "samples", ...}}) -> table of
+-- every metric of docs/metrics.md (conventions: its "Conventions" section; defaults if absent).
 function nc.measure(features, labels, opts)
   local fn = "nc.measure"
   opts = opts or {}
@@ -66,10 +71,11 @@ function nc.measure(features, labels, opts)
   local y = labels_tensor(fn, labels)
   local classes = opts.classes or y:max()
   local W, b = classifier_tensors(fn, opts.classifier, opts.bias)
-  return core.nc_measure(features, y, classes, W, b, check_q(fn, opts.q), opts.within_spectrum and true or false)
+  return core.nc_measure(features, y, classes, W, b, check_q(fn, opts.q), opts.within_spectrum and true or false,
+    conventions.bits(fn, opts.conventions))
 end
 
---- nc.measure_model(model, dataset, {batch_size = 1024, q = 0.05, within_spectrum = false}):
+--- nc.measure_model(model, dataset, {batch_size = 1024, q = 0.05, within_spectrum = false, conventions = {...}}):
 -- two streaming passes over the dataset, features taken at the input of the final Linear, the
 -- model in evaluate mode (its mode is restored afterwards).
 function nc.measure_model(model, dataset, opts)
@@ -81,10 +87,9 @@ function nc.measure_model(model, dataset, opts)
   end
   if type(dataset) ~= "table" or not dataset.x then fail(fn, "dataset must be a data.Dataset") end
   local cls = model:classifier()
-  local was_training = model.training
-  model:evaluate()
   local W, b = classifier_tensors(fn, cls)
-  local stats = core.nc_stats(dataset.classes, cls.in_features, opts.within_spectrum and true or false)
+  local stats = core.nc_stats(dataset.classes, cls.in_features, opts.within_spectrum and true or false,
+    conventions.bits(fn, opts.conventions))
   local function features(x)
     local h = model:features(x)
     if h:dim() ~= 2 or h:size(2) ~= cls.in_features then
@@ -95,13 +100,12 @@ function nc.measure_model(model, dataset, opts)
     end
     return h
   end
-  local ok, err = pcall(function()
+  local ok, err = eval_mode(model, function()
     for x, y in dataset:batches{ batch_size = bs, shuffle = false } do stats:pass1(features(x), y) end
     stats:end_pass1()
     stats:set_classifier(W, b)
     for x, y in dataset:batches{ batch_size = bs, shuffle = false } do stats:pass2(features(x), y) end
   end)
-  if was_training then model:train() end
   if not ok then error(err, 2) end
   return stats:result(check_q(fn, opts.q))
 end
@@ -160,29 +164,31 @@ nc.last_bn = last_bn
 
 local function sq(t) return t and t:dot(t) or nil end
 
+-- lambda >= 0 (0: no weight decay, reported as "not applicable" by the bound).
+local function check_lambda(fn, lambda)
+  if type(lambda) ~= "number" or lambda ~= lambda or lambda < 0 then
+    error(("%s: lambda must be a non-negative number, got %s"):format(fn, tostring(lambda)), 3)
+  end
+end
+
 --- nc.regularized_loss(model, dataset, lambda) -> {total, ce, weight_sq, bias_sq, gamma_sq,
 -- beta_sq, lambda}: L_reg = CE + lambda/2 (||W||^2 + ||b||^2 + ||gamma||^2 + ||beta||^2) of the
 -- last layer (classifier W, b and the BN feeding it); absent parts are nil.
 function nc.regularized_loss(model, dataset, lambda, opts)
   local fn = "nc.regularized_loss"
-  if type(lambda) ~= "number" or lambda ~= lambda or lambda < 0 then
-    fail(fn, "lambda must be a non-negative number, got %s", tostring(lambda))
-  end
+  check_lambda(fn, lambda)
   opts = opts or {}
   local cls = model:classifier()
   local bn = last_bn(model)
-  local was_training = model.training
-  model:evaluate()
   local crit = collapse.nn.CrossEntropyLoss()
   local total_ce, n = 0, 0
-  local ok, err = pcall(function()
+  local ok, err = eval_mode(model, function()
     for x, y in dataset:batches{ batch_size = opts.batch_size or 1024, shuffle = false } do
       local m = x:size(1)
       total_ce = total_ce + crit:forward(model:forward(x), y) * m
       n = n + m
     end
   end)
-  if was_training then model:train() end
   if not ok then error(err, 2) end
   if n == 0 then fail(fn, "the dataset is empty; the mean cross-entropy needs at least one sample") end
   local r = { lambda = lambda, ce = total_ce / n, weight_sq = sq(cls.weight), bias_sq = sq(cls.bias),
@@ -191,14 +197,13 @@ function nc.regularized_loss(model, dataset, lambda, opts)
   return r
 end
 
---- nc.certify(model, dataset, lambda, {q, batch_size}) -> {metrics, loss, bound, model_free}:
+--- nc.certify(model, dataset, lambda, {q, batch_size, decompose = true}) -> {metrics, loss, bound,
+-- model_free, decomposition (nc.decompose, bn_mode "running"; nil when lambda = 0)}:
 -- the measured metrics, the BN-based bound at the regularised loss and the model-free
 -- certificate (L_hat = CE + lambda/2 (A + Q + ||b||^2), docs/theory.md) side by side.
 function nc.certify(model, dataset, lambda, opts)
   local fn = "nc.certify"
-  if type(lambda) ~= "number" or lambda ~= lambda or lambda < 0 then
-    fail(fn, "lambda must be a non-negative number, got %s", tostring(lambda))
-  end
+  check_lambda(fn, lambda)
   opts = opts or {}
   local metrics = nc.measure_model(model, dataset, opts)
   local loss = nc.regularized_loss(model, dataset, lambda, opts)
@@ -219,8 +224,18 @@ function nc.certify(model, dataset, lambda, opts)
     bound = nc.not_applicable(lambda, C, loss.total)
     model_free = nc.not_applicable(lambda, C, l_hat)
   else
-    bound = nc.bound{ lambda = lambda, classes = C, loss = loss.total, per_class = n_min, bn = loss.has_bn,
-      q = opts.q }
+    local l_star = nc.optimal_loss(lambda, C)
+    if loss.has_bn and loss.total < l_star * (1 - 1e-12) then
+      -- Theorem 1 needs the BN statistics of the whole set; evaluate mode normalises with the running
+      -- estimates, under which L_reg can dip below L*. That is a measurement, not an error.
+      bound = { guaranteed = false, applicable = false, lambda = lambda, classes = C, loss = loss.total,
+        optimal_loss = l_star, reason = ("L_reg = %.6g is below L* = %.6g: the evaluate-mode (running) BN "
+          .. "statistics are not the whole-set batch statistics the theorem assumes; nothing is certified")
+          :format(loss.total, l_star) }
+    else
+      bound = nc.bound{ lambda = lambda, classes = C, loss = loss.total, per_class = n_min, bn = loss.has_bn,
+        q = opts.q }
+    end
     local ok
     ok, model_free = pcall(nc.bound, { lambda = lambda, classes = C, loss = l_hat, per_class = n_min, q = opts.q })
     if not ok then
@@ -228,8 +243,11 @@ function nc.certify(model, dataset, lambda, opts)
     end
   end
   model_free.loss = l_hat
+  -- epsilon split into the proof chain's slacks, on the evaluate-mode features of the bound's L_reg
+  local decomposition = lambda > 0 and opts.decompose ~= false
+    and nc.decompose(model, dataset, lambda, { batch_size = opts.batch_size, bn_mode = "running" }) or nil
   return { metrics = metrics, loss = loss, bound = bound, model_free = model_free, balanced = n_min == n_max,
-    lambda = lambda, classes = C }
+    lambda = lambda, classes = C, decomposition = decomposition }
 end
 
 --- nc.not_applicable(lambda, classes, loss): the bound record used when lambda = 0 (weight decay 0):

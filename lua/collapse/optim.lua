@@ -7,6 +7,7 @@
 local collapse = require("collapse")
 local core = require("collapse.core")
 local checks = require("collapse.checks")
+local Module = require("collapse.nn.Module") -- Module.freeze_version: frozen parameters changed
 
 local optim = {}
 local fail, number_in = checks.fail, checks.number_in
@@ -24,7 +25,7 @@ local function make_groups(fn, params, allowed)
       local group = { params = g.params }
       for k, v in pairs(g) do
         if k ~= "params" then
-          if not allowed[k] then fail(fn, "group %d: unknown option '%s'", gi, tostring(k)) end
+          if allowed[k] == nil then fail(fn, "group %d: unknown option '%s'", gi, tostring(k)) end
           group[k] = v
         end
       end
@@ -66,38 +67,55 @@ end
 -- to the optimiser, set by new_optimizer), read without a call into C: it runs on every step.
 local function opt(g, k) return g[k] end
 
+-- A parameter the optimiser updates: not frozen (PyTorch's requires_grad). The module's live flag
+-- when the entry names its module (m:freeze after the optimiser was made), else the entry's own.
+local function trainable(p)
+  local m, key = p.module, p.key
+  if m ~= nil and key ~= nil and type(m.requires_grad) == "function" then return m:requires_grad(key) end
+  return p.requires_grad ~= false
+end
+
+-- Adds parameter p of group g (weight decay wd) to the list of its step count (made when new).
+local function add_param(self, g, p, wd, by_step, lists)
+  local st = self.param_state[p.value]
+  if not st then st = self:_new_state(p, g); self.param_state[p.value] = st end
+  local key = st.step or 0
+  local l = by_step[key]
+  if not l then
+    l = { step = key, params = {}, x = {}, g = {}, a = {}, b = {}, wd = {}, ready = {} }
+    by_step[key] = l
+    lists[#lists + 1] = l
+  end
+  local i = #l.params + 1
+  l.params[i], l.x[i], l.g[i], l.wd[i] = p, p.value, p.grad, p.decay == false and 0 or wd
+  l.a[i], l.b[i], l.ready[i] = self:_state_tensors(st)
+end
+
 -- The C param lists of every group (g._lists: one per distinct step count, normally one) and of
--- all gradients (self._grads), made when missing or stale. new_state(p) makes a parameter's state.
+-- all trainable gradients (self._grads), made when missing or stale (groups, weight decay or
+-- frozen parameters changed). _new_state(p) makes a parameter's state.
 local function prepare(self)
   local all = {}
+  local version = Module.freeze_version
   for _, g in ipairs(self.groups) do
-    if g._lists == nil or g._n ~= #g.params then
-      local wd = opt(g, "weight_decay", self)
+    local wd = opt(g, "weight_decay", self)
+    if g._lists == nil or g._n ~= #g.params or g._wd ~= wd or g._fv ~= version then
       local by_step, lists = {}, {}
       for _, p in ipairs(g.params) do
-        local st = self.param_state[p.value]
-        if not st then st = self:_new_state(p, g); self.param_state[p.value] = st end
-        local key = st.step or 0
-        local l = by_step[key]
-        if not l then
-          l = { step = key, params = {}, x = {}, g = {}, a = {}, b = {}, wd = {}, ready = {} }
-          by_step[key] = l
-          lists[#lists + 1] = l
-        end
-        local i = #l.params + 1
-        l.params[i], l.x[i], l.g[i], l.wd[i] = p, p.value, p.grad, p.decay == false and 0 or wd
-        l.a[i], l.b[i], l.ready[i] = self:_state_tensors(st)
+        if trainable(p) then add_param(self, g, p, wd, by_step, lists) end -- frozen: no update, no decay
       end
       for _, l in ipairs(lists) do
         l.list = core.param_list(l.x, l.g, l.a, l.b, l.wd, l.ready)
         l.x, l.g, l.a, l.b = nil, nil, nil, nil
       end
-      g._lists, g._n, g._wd = lists, #g.params, wd
+      g._lists, g._n, g._wd, g._fv = lists, #g.params, wd, version
       self._grads = nil
     end
-    for _, p in ipairs(g.params) do all[#all + 1] = p.grad end
+    for _, p in ipairs(g.params) do
+      if trainable(p) then all[#all + 1] = p.grad end
+    end
   end
-  if not self._grads then self._grads = core.param_list(all, all, nil, nil, {}) end
+  if not self._grads then self._grads, self._fv = core.param_list(all, all, nil, nil, {}), version end
 end
 
 -- Forget the prepared lists (after the state or the groups changed).
@@ -124,7 +142,9 @@ local function step(self, opts, fn)
   local groups = self.groups
   for gi = 1, #groups do
     local g = groups[gi]
-    if g._lists == nil or g._n ~= #g.params or g._wd ~= opt(g, "weight_decay", self) then prepare(self) end
+    if g._lists == nil or g._n ~= #g.params or g._wd ~= opt(g, "weight_decay", self) or g._fv ~= Module.freeze_version then
+      prepare(self)
+    end
     local lists = g._lists
     for li = 1, #lists do
       local l = lists[li]
@@ -137,7 +157,7 @@ local function step(self, opts, fn)
 end
 
 local function zero_grad(self)
-  if not self._grads then prepare(self) end
+  if not self._grads or self._fv ~= Module.freeze_version then prepare(self) end
   core.zero_grad_many(self._grads)
 end
 
@@ -272,58 +292,68 @@ end
 
 -- Schedules ----------------------------------------------------------------------------------------
 -- A schedule remembers the initial lr of the optimiser and of each group, and sets
--- lr = initial * factor(epoch) at every :step() (call once per epoch, after training it).
-local function new_schedule(optimizer, factor, fn)
-  if type(optimizer) ~= "table" or type(optimizer.step) ~= "function" then fail(fn, "first argument must be an optimiser") end
-  local s = { optimizer = optimizer, epoch = 0, factor = factor, base = optimizer.lr, group_base = {} }
+-- lr = lr_at(initial, epoch) for each at every :step() (call once per epoch, after training it).
+-- lr_at takes the initial lr itself (not a factor of it), so an initial lr of 0 stays 0, never 0/0.
+local function new_schedule(optimizer, lr_at, fn)
+  if type(optimizer) ~= "table" or getmetatable(optimizer) == nil or type(optimizer.groups) ~= "table"
+    or type(optimizer.step) ~= "function" then
+    fail(fn, "first argument must be an optimiser (optim.SGD/Adam/AdamW), got %s", type(optimizer))
+  end
+  local s = { optimizer = optimizer, epoch = 0, base = optimizer.lr, group_base = {} }
   for i, g in ipairs(optimizer.groups) do s.group_base[i] = rawget(g, "lr") end
   s.step = function(self)
+    checks.method(fn .. ".step", self, "sched:step()")
     self.epoch = self.epoch + 1
-    local f = self.factor(self.epoch)
-    self.optimizer.lr = self.base * f
+    self.optimizer.lr = lr_at(self.base, self.epoch)
     for i, g in ipairs(self.optimizer.groups) do
-      if self.group_base[i] then rawset(g, "lr", self.group_base[i] * f) end
+      if self.group_base[i] then rawset(g, "lr", lr_at(self.group_base[i], self.epoch)) end
     end
     return self.optimizer.lr
   end
   s.get_lr = function(self) return self.optimizer.lr end
+  s.__collapse_object = true
   return s
 end
 
 --- optim.MultiStepLR(opt, {milestones = {...}, gamma = 0.1}): lr x gamma at each milestone epoch.
 function optim.MultiStepLR(optimizer, opts)
   local fn = "MultiStepLR"
-  if type(opts) ~= "table" or type(opts.milestones) ~= "table" then fail(fn, "milestones (a list of epochs) required") end
+  opts = checks.options(fn, opts, { milestones = true, gamma = true })
+  if type(opts.milestones) ~= "table" then fail(fn, "milestones (a list of epochs) required") end
   local gamma = opts.gamma or 0.1
   number_in(fn, "gamma", gamma, 0, math.huge)
   local ms = {}
   for i, m in ipairs(opts.milestones) do
-    if math.type(m) ~= "integer" or m < 1 then fail(fn, "milestone %d must be a positive integer", i) end
+    if math.type(m) ~= "integer" or m < 1 then fail(fn, "milestone %d must be a positive integer, got %s", i, tostring(m)) end
     ms[i] = m
   end
-  return new_schedule(optimizer, function(epoch)
+  return new_schedule(optimizer, function(base, epoch)
     local k = 0
     for _, m in ipairs(ms) do if epoch >= m then k = k + 1 end end
-    return gamma ^ k
+    return base * gamma ^ k
   end, fn)
 end
 
---- optim.CosineLR(opt, {T_max = n, eta_min = 0}): cosine annealing over T_max epochs.
+--- optim.CosineLR(opt, {T_max = n, eta_min = 0}): cosine annealing over T_max epochs (PyTorch's
+-- CosineAnnealingLR closed form: eta_min + (lr0 - eta_min) (1 + cos(pi e / T_max)) / 2, then
+-- eta_min after T_max), for the optimiser's lr and each group's own.
 function optim.CosineLR(optimizer, opts)
   local fn = "CosineLR"
-  if type(opts) ~= "table" or math.type(opts.T_max) ~= "integer" or opts.T_max < 1 then
-    fail(fn, "T_max must be a positive integer")
+  opts = checks.options(fn, opts, { T_max = true, eta_min = true })
+  if math.type(opts.T_max) ~= "integer" or opts.T_max < 1 then
+    fail(fn, "T_max must be a positive integer, got %s", tostring(opts.T_max))
   end
-  local eta_min = opts.eta_min or 0
-  local base = optimizer.lr
-  return new_schedule(optimizer, function(epoch)
-    local e = math.min(epoch, opts.T_max)
-    return (eta_min + (base - eta_min) * (1 + math.cos(math.pi * e / opts.T_max)) / 2) / base
+  local eta_min, T = opts.eta_min or 0, opts.T_max
+  number_in(fn, "eta_min", eta_min, 0, math.huge)
+  return new_schedule(optimizer, function(base, epoch)
+    local e = math.min(epoch, T)
+    return eta_min + (base - eta_min) * (1 + math.cos(math.pi * e / T)) / 2
   end, fn)
 end
 
 --- The paper's schedule: x0.1 at 25%, 50% and 75% of the epochs.
 function optim.paper_schedule(optimizer, epochs)
+  checks.positive_int("paper_schedule", "epochs", epochs)
   local ms = {}
   for _, f in ipairs({ 0.25, 0.5, 0.75 }) do
     local m = math.max(1, math.floor(epochs * f + 0.5))

@@ -3,6 +3,7 @@
 -- scripts to PNG when gnuplot is installed, and otherwise says how to render them.
 local json = require("collapse.json")
 local fs = require("collapse.fs")
+local rbound = require("collapse.report_bound")
 
 local report = {}
 
@@ -33,6 +34,7 @@ local function load_runs(dir)
       r.grid = type(r.grid) == "table" and r.grid or {}
       r.history = type(r.history) == "table" and r.history or {}
       if type(r.final.bound) ~= "table" then r.final.bound = nil end
+      if type(r.final.decomposition) ~= "table" then r.final.decomposition = nil end
       runs[#runs + 1] = r
     end
   end
@@ -74,8 +76,8 @@ local function mean_se(xs)
 end
 
 local PLOT_METRICS = {
-  { key = "intra_cos", title = "average intra-class cosine", bound = "intra_cos_min" },
-  { key = "inter_cos", title = "average inter-class cosine", bound = "inter_cos_max" },
+  { key = "intra_cos", title = "average intra-class cosine", bound = "intra_cos_min", side = "intra" },
+  { key = "inter_cos", title = "average inter-class cosine", bound = "inter_cos_max", side = "inter" },
   { key = "ce", title = "training loss (cross-entropy)" },
   { key = "feature_norm", title = "last-layer feature norm" },
   { key = "regularized_loss", title = "regularised last-layer loss" },
@@ -83,6 +85,37 @@ local PLOT_METRICS = {
 }
 
 local function write(path, s) fs.write_atomic(path, s) end
+
+-- The bound columns of one point of a sweep plot (the runs of its seeds): 1 the certified bound
+-- (mean over seeds, only when every seed's is guaranteed and non-vacuous), 2 the trivial value
+-- when some seed's is vacuous (drawn as a marker, never as a pass), 3 and 4 the same for the
+-- asymptotic form; not_applicable when some seed ran at weight decay 0.
+local function bound_columns(point_runs, side)
+  local out, cert, asym, n = {}, {}, {}, 0
+  local cert_vac, asym_vac, trivial = false, false, side == "intra" and -1 or 1
+  for _, r in ipairs(point_runs) do
+    local b = r.final.bound
+    if type(b) == "table" and rbound.applicable(b, r.lambda) then
+      n = n + 1
+      local s = rbound.bound_side(b, side)
+      if s.cert then cert[#cert + 1] = s.cert else cert_vac = true end
+      if s.asym then asym[#asym + 1] = s.asym else asym_vac = true end
+    elseif type(b) == "table" then out.not_applicable = true end
+  end
+  if n == 0 then return out end
+  out[1] = not cert_vac and mean_se(cert) or nil
+  out[2] = cert_vac and trivial or nil
+  out[3] = not asym_vac and mean_se(asym) or nil
+  out[4] = asym_vac and trivial or nil
+  return out
+end
+
+local BOUND_STYLES = {
+  { "with lines dt 2 lw 2", "certified bound, %s" },
+  { "with points pt 2 ps 1.3", "certified bound vacuous, %s (drawn at the trivial value %s)" },
+  { "with lines dt 3 lw 1.5", "asymptotic bound (epsilon -> 0 form, not a certificate), %s" },
+  { "with points pt 6 ps 1.3", "asymptotic bound vacuous, %s (at the trivial value %s)" },
+}
 
 -- Plots of final metrics against x_key (log axis), one series per value of the other grid keys,
 -- mean +- standard error over seeds; the certified bound (mean over seeds, where guaranteed)
@@ -114,44 +147,47 @@ local function sweep_plots(outdir, runs, keys, x_key)
   local xrange = xmin < xmax and ("set xrange [%g:%g]"):format(xmin / 1.5, xmax * 1.5) or ""
   local plots = {}
   for _, pm in ipairs(PLOT_METRICS) do
-    local any = false
+    local any, not_applicable = false, false
     local gp = { "set title " .. gp_string(pm.title), "set xlabel " .. gp_string((x_key:gsub("_", " "))),
       "set logscale x", "set key below", "set grid", "set offsets 0, 0, graph 0.05, graph 0.05",
       xrange, "set terminal pngcairo size 760,420 noenhanced", "set output " .. gp_string(pm.key .. ".png") }
     local plot_cmds = {}
     for si, name in ipairs(order) do
-      local dat, has_bound = {}, false
+      local dat, has_bound = {}, {}
       local xs = {}
       for x in pairs(groups[name]) do xs[#xs + 1] = x end
       table.sort(xs)
       for _, x in ipairs(xs) do
-        local vals, bvals = {}, {}
+        local vals = {}
         for _, r in ipairs(groups[name][x]) do
           local v = r.final[pm.key]
           if type(v) == "number" then vals[#vals + 1] = v end
-          local b = r.final.bound
-          if pm.bound and type(b) == "table" and b.guaranteed and type(b[pm.bound]) == "number" then
-            bvals[#bvals + 1] = b[pm.bound]
-          end
         end
         if #vals > 0 then
           local m, se = mean_se(vals)
-          local bm = #bvals > 0 and mean_se(bvals) or nil
-          has_bound = has_bound or bm ~= nil
-          dat[#dat + 1] = ("%.10g %.10g %.10g %s"):format(x, m, se, bm and ("%.10g"):format(bm) or "NaN")
+          local bcols = pm.bound and bound_columns(groups[name][x], pm.side) or {}
+          for k = 1, 4 do if bcols[k] then has_bound[k] = true end end
+          if pm.bound and bcols.not_applicable then not_applicable = true end
+          local cells = { ("%.10g %.10g %.10g"):format(x, m, se) }
+          for k = 1, 4 do cells[#cells + 1] = bcols[k] and ("%.10g"):format(bcols[k]) or "NaN" end
+          dat[#dat + 1] = table.concat(cells, " ")
           any = true
         end
       end
       local file = ("%s_s%d.dat"):format(pm.key, si)
-      write(outdir .. "/" .. file, "# " .. x_key:gsub("%c", " ") .. " mean stderr bound\n" .. table.concat(dat, "\n") .. "\n")
+      write(outdir .. "/" .. file, "# " .. x_key:gsub("%c", " ") .. " mean stderr certified certified_vacuous "
+        .. "asymptotic asymptotic_vacuous\n" .. table.concat(dat, "\n") .. "\n")
       plot_cmds[#plot_cmds + 1] = ("%s using 1:2:3 with yerrorlines lw 2 lc %d title %s"):format(gp_string(file), si,
         gp_string(name))
-      if pm.bound and has_bound then
-        plot_cmds[#plot_cmds + 1] = ("%s using 1:4 with lines dt 2 lc %d title %s"):format(gp_string(file), si,
-          gp_string("certified bound, " .. name))
+      for k, st in ipairs(BOUND_STYLES) do
+        if has_bound[k] then
+          plot_cmds[#plot_cmds + 1] = ("%s using 1:%d %s lc %d title %s"):format(gp_string(file), 3 + k, st[1], si,
+            gp_string(st[2]:format(name, pm.side == "intra" and "-1" or "1")))
+        end
       end
     end
     if any then
+      if not_applicable then plot_cmds[#plot_cmds + 1] = rbound.key_note(gp_string, "weight decay 0: bound not applicable (not drawn)") end
       gp[#gp + 1] = "plot " .. table.concat(plot_cmds, ", \\\n     ")
       write(outdir .. "/" .. pm.key .. ".gp", table.concat(gp, "\n") .. "\n")
       plots[#plots + 1] = { file = pm.key .. ".png", script = pm.key .. ".gp", title = pm.title }
@@ -254,14 +290,17 @@ window.addEventListener("load", function () {
 local function final_table(runs)
   local h = { "<h2>Final values</h2><table><tr><th>run</th>" }
   for _, c in ipairs(TABLE_COLS) do h[#h + 1] = "<th>" .. c .. "</th>" end
-  h[#h + 1] = "<th>certified intra &ge;</th><th>certified inter &le;</th><th>bound</th></tr>"
+  h[#h + 1] = "<th>certified intra &ge;</th><th>certified inter &le;</th><th>bound</th>"
+    .. "<th>epsilon = L_reg - L*</th><th>largest slack</th></tr>"
   for _, r in ipairs(runs) do
     local row = { "<tr><td>" .. html_escape(r.run_id or r.name or "run") .. "</td>" }
     for _, c in ipairs(TABLE_COLS) do row[#row + 1] = "<td>" .. fmt(r.final[c]) .. "</td>" end
     local b = r.final.bound or {}
     row[#row + 1] = "<td>" .. (b.guaranteed and fmt(b.intra_cos_min) or "") .. "</td>"
     row[#row + 1] = "<td>" .. (b.guaranteed and fmt(b.inter_cos_max) or "") .. "</td>"
-    row[#row + 1] = "<td>" .. html_escape(b.guaranteed and "guaranteed" or (b.reason or "")) .. "</td></tr>"
+    row[#row + 1] = "<td>" .. html_escape(b.guaranteed and "guaranteed" or (b.reason or "")) .. "</td>"
+    local d = r.final.decomposition or {}
+    row[#row + 1] = "<td>" .. fmt(d.epsilon) .. "</td><td>" .. fmt(d.dominant or d.reason) .. "</td></tr>"
     h[#h + 1] = table.concat(row)
   end
   h[#h + 1] = "</table>"
@@ -275,8 +314,12 @@ local function page(dir, runs, x_key, plots, rendered, messages)
       x_key and (", plotted against " .. html_escape(x_key)) or "") }
   for _, m in ipairs(messages) do h[#h + 1] = '<p class="bad">' .. html_escape(m) .. "</p>" end
   if rendered then
-    h[#h + 1] = "<h2>Plots</h2>"
+    local section
     for _, p in ipairs(plots) do
+      if p.section ~= section then -- a heading per group, so that the pairs of a run share a row
+        section = p.section
+        h[#h + 1] = "<h2>" .. html_escape(section or "Plots") .. "</h2>"
+      end
       h[#h + 1] = ('<figure><img src="%s" alt="%s"><figcaption>%s</figcaption></figure>'):format(
         html_escape(p.file), html_escape(p.title), html_escape(p.title))
     end
@@ -313,7 +356,12 @@ function report.build(dir, opts)
     for _, p in ipairs(sweep_plots(outdir, runs, keys, x_key)) do plots[#plots + 1] = p end
   end
   for _, p in ipairs(epoch_plots(outdir, runs)) do plots[#plots + 1] = p end
+  local ctx = { outdir = outdir, gp_string = gp_string, write = write }
+  for _, p in ipairs(rbound.final_bars(ctx, runs)) do plots[#plots + 1] = p end
+  local along, note = rbound.along_training(ctx, runs)
+  for _, p in ipairs(along) do plots[#plots + 1] = p end
   local rendered, messages = render(outdir, plots)
+  if note then table.insert(messages, 1, note) end
   local index = outdir .. "/index.html"
   write(index, page(dir, runs, x_key, plots, rendered, messages))
   return index, messages

@@ -7,6 +7,7 @@
 -- writes its run's JSON atomically into the shared runs/ folder, so a resubmission after a
 -- failure or a scancel lists, and runs, only the points still missing.
 local fs = require("collapse.fs")
+local cli_flags = require("collapse.cli_flags")
 
 local slurm = {}
 
@@ -25,53 +26,42 @@ end
 -- Slurm's time formats: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S (sbatch --time).
 local TIME_FORMATS = { "^%d+$", "^%d+:%d+$", "^%d+:%d+:%d+$", "^%d+%-%d+$", "^%d+%-%d+:%d+$", "^%d+%-%d+:%d+:%d+$" }
 
-local FLAGS = {
-  out = function(v)
-    if v == "" then fail("--out needs a folder, got ''") end
-    return v
-  end,
-  partition = function(v)
-    if (v .. ","):gsub("[%w_%.%-]+,", "") ~= "" then -- every comma-separated part a name
-      fail("--partition needs a partition name or a comma-separated list (letters, digits, _ . -), got '%s'", v)
-    end
-    return v
-  end,
-  time = function(v)
-    for _, p in ipairs(TIME_FORMATS) do if v:match(p) then return v end end
-    if v == "INFINITE" or v == "UNLIMITED" then return v end
-    fail("--time needs a Slurm time limit (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS or UNLIMITED), got '%s'", v)
-  end,
-  cpus_per_task = positive_int("--cpus-per-task"),
-  chunk = positive_int("--chunk"),
-  submit = true,
-  collect = true,
-}
+local function out_dir(v)
+  if v == "" then fail("--out needs a folder, got ''") end
+  return v
+end
+
+local function partition(v)
+  if (v .. ","):gsub("[%w_%.%-]+,", "") ~= "" then -- every comma-separated part a name
+    fail("--partition needs a partition name or a comma-separated list (letters, digits, _ . -), got '%s'", v)
+  end
+  return v
+end
+
+local function time_limit(v)
+  for _, p in ipairs(TIME_FORMATS) do if v:match(p) then return v end end
+  if v == "INFINITE" or v == "UNLIMITED" then return v end
+  fail("--time needs a Slurm time limit (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS or UNLIMITED), got '%s'", v)
+end
+
+-- The flags, parsed by the strict table-driven collapse.cli_flags; the checks word the errors.
+local FLAGS = { positionals = 1, positional_name = "FILE",
+  messages = { unknown = "unknown option '--%s' (expected %s)", twice = "option --%s given twice" }, flags = {
+  { name = "out", type = "string", check = out_dir },
+  { name = "partition", type = "string", check = partition },
+  { name = "time", type = "string", check = time_limit },
+  { name = "cpus-per-task", type = "string", check = positive_int("--cpus-per-task") },
+  { name = "chunk", type = "string", check = positive_int("--chunk") },
+  { name = "submit", type = "boolean" },
+  { name = "collect", type = "boolean" },
+} }
 
 --- Strict parse of `FILE [--flag value ...]`: unknown flags, missing values, bad values and extra
 -- words are errors. Returns file, opts.
 function slurm.parse(args)
-  local file, opts, i = nil, {}, 1
-  while i <= #args do
-    local a = args[i]
-    if a:sub(1, 2) == "--" then
-      local name = a:sub(3):gsub("-", "_")
-      local read = FLAGS[name]
-      if not read then
-        fail("unknown option '%s' (expected --out, --partition, --time, --cpus-per-task, --chunk, --submit, --collect)", a)
-      end
-      if opts[name] ~= nil then fail("option %s given twice", a) end
-      if read == true then opts[name], i = true, i + 1
-      else
-        local v = args[i + 1]
-        if v == nil or v:sub(1, 2) == "--" then fail("%s needs a value", a) end
-        opts[name], i = read(v), i + 2
-      end
-    elseif file then
-      fail("expected one FILE, got '%s' and '%s'", file, a)
-    else
-      file, i = a, i + 1
-    end
-  end
+  local ok, pos, opts = pcall(cli_flags.parse, "slurm", FLAGS, args)
+  if not ok then error((tostring(pos):gsub("^slurm: ", "")), 0) end
+  local file = pos[1]
   if not file then fail("needs a sweep FILE.lua (collapse slurm FILE [--out DIR] [--submit])") end
   if opts.collect and (opts.submit or opts.chunk or opts.partition or opts.time or opts.cpus_per_task) then
     fail("--collect takes only --out")

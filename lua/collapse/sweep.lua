@@ -77,6 +77,28 @@ local function csv_cell(v)
   return s
 end
 
+-- After run_id (so the older columns keep their places): the vacuity flags and asymptotic form
+-- of the bound, the decomposition's epsilon, epsilon/(lambda t*) and largest part, then one column
+-- per part of the proof chain, slack_<part name> (docs/theory.md), in chain order.
+local BOUND_EXTRA = { "bound_intra_vacuous", "bound_inter_vacuous", "bound_asymptotic_intra_cos_min",
+  "bound_asymptotic_inter_cos_max", "decomposition_epsilon", "decomposition_relative_epsilon", "dominant_slack" }
+local PART_NAMES = {}
+for i, p in ipairs(require("collapse.decompose").PARTS) do PART_NAMES[i] = p[1] end
+
+local function decomposition_cells(row, final)
+  local b = type(final.bound) == "table" and final.bound or {}
+  local a = type(b.asymptotic) == "table" and b.asymptotic or {}
+  local d = type(final.decomposition) == "table" and final.decomposition or {}
+  local cells = { b.intra_vacuous, b.inter_vacuous, a.intra_cos_min, a.inter_cos_max, d.epsilon,
+    d.relative_epsilon, d.dominant }
+  for i = 1, #BOUND_EXTRA do row[#row + 1] = csv_cell(cells[i]) end -- cells may hold nils
+  local value = {}
+  for _, p in ipairs(type(d.parts) == "table" and d.parts or {}) do
+    if type(p) == "table" and type(p.name) == "string" then value[p.name] = p.value end
+  end
+  for _, name in ipairs(PART_NAMES) do row[#row + 1] = csv_cell(value[name]) end
+end
+
 -- No timing column: the table of a sweep is the same bit for bit however its points were run
 -- (sequentially, --jobs, Slurm array tasks); wall times stay in each run's JSON.
 local function write_csv(path, keys, results)
@@ -86,6 +108,8 @@ local function write_csv(path, keys, results)
   for _, m in ipairs(CSV_METRICS) do header[#header + 1] = m end
   for _, m in ipairs({ "bound_guaranteed", "bound_intra_cos_min", "bound_inter_cos_max", "bound_epsilon",
     "run_id" }) do header[#header + 1] = m end
+  for _, m in ipairs(BOUND_EXTRA) do header[#header + 1] = m end
+  for _, p in ipairs(PART_NAMES) do header[#header + 1] = "slack_" .. p end
   local lines = { table.concat(header, ",") }
   for _, r in ipairs(results) do
     local row = {}
@@ -98,6 +122,7 @@ local function write_csv(path, keys, results)
     row[#row + 1] = csv_cell(b.inter_cos_max)
     row[#row + 1] = csv_cell(b.epsilon)
     row[#row + 1] = csv_cell(r.run_id)
+    decomposition_cells(row, r.final)
     lines[#lines + 1] = table.concat(row, ",")
   end
   fs.write_atomic(path, table.concat(lines, "\n") .. "\n")

@@ -10,10 +10,21 @@
 
 #include "collapse.h"
 
+static char fuzz_path_buf[512];
+
+/* libFuzzer ends a -max_total_time run with exit(), so the file goes with the process. */
+static void fuzz_remove_file(void) {
+    if (fuzz_path_buf[0]) unlink(fuzz_path_buf);
+}
+
 static inline const char *fuzz_path(void) {
-    static char path[64];
-    if (!path[0]) snprintf(path, sizeof path, "/tmp/collapse-fuzz-%ld.bin", (long)getpid());
-    return path;
+    if (!fuzz_path_buf[0]) {
+        const char *dir = getenv("TMPDIR");
+        snprintf(fuzz_path_buf, sizeof fuzz_path_buf, "%s/collapse-fuzz-%ld.bin", dir && *dir ? dir : "/tmp",
+                 (long)getpid());
+        atexit(fuzz_remove_file);
+    }
+    return fuzz_path_buf;
 }
 
 /* Writes the input to the temporary file; returns its path. */

@@ -3,12 +3,14 @@
 -- forward per batch per pass, one O(C d) statistics object per layer (all alive at once).
 local collapse = require("collapse")
 local core = require("collapse.core")
+local conventions = require("collapse.nc.conventions")
+local eval_mode = require("collapse.nc.eval_mode")
 
 local layers = {}
 
 local function fail(fn, msg, ...) error(("%s: " .. msg):format(fn, ...), 3) end
 
-local OPTS = { layers = true, batch_size = true, q = true }
+local OPTS = { layers = true, batch_size = true, q = true, conventions = true }
 
 -- The sorted, de-duplicated module indices asked for ("all" or an array of indices in 1..count).
 local function chosen(fn, spec, count)
@@ -54,12 +56,12 @@ local function check_args(fn, model, dataset, opts)
   if math.type(bs) ~= "integer" or bs < 1 then fail(fn, "batch_size must be a positive integer, got %s", tostring(bs)) end
   local q = opts.q or 0.05
   if type(q) ~= "number" or q <= 0 or q >= 1 then fail(fn, "q must be in (0, 1), got %s", tostring(q)) end
-  return bs, q
+  return bs, q, conventions.bits(fn, opts.conventions)
 end
 
 -- One pass: a forward per batch through the top-level modules, each chosen output fed to its stats
 -- as soon as it is made (module output buffers are reused by the next batch).
-local function pass(fn, model, dataset, bs, idx, stats, which)
+local function pass(fn, model, dataset, bs, idx, stats, which, conv)
   local want = {}
   for k, i in ipairs(idx) do want[i] = k end
   local last = idx[#idx]
@@ -72,7 +74,7 @@ local function pass(fn, model, dataset, bs, idx, stats, which)
       if k then
         local h = flat(fn, x, n, i, m)
         if which == 1 then
-          stats[k] = stats[k] or core.nc_stats(dataset.classes, h:size(2), false)
+          stats[k] = stats[k] or core.nc_stats(dataset.classes, h:size(2), false, conv)
           stats[k]:pass1(h, y)
         else
           stats[k]:pass2(h, y)
@@ -82,19 +84,18 @@ local function pass(fn, model, dataset, bs, idx, stats, which)
   end
 end
 
---- nc.measure_layers(model, dataset, {layers = "all" | {i, ...}, batch_size = 1024, q = 0.05}) ->
+--- nc.measure_layers(model, dataset, {layers = "all" | {i, ...}, batch_size = 1024, q = 0.05,
+-- conventions = {...} (docs/metrics.md, "Conventions")}) ->
 -- array of {index =, name = (first line of m:describe()), dim =, metrics = (as nc.measure without
 -- a classifier)}, in module order; with "all" the last entry is the logits.
 function layers.measure_layers(model, dataset, opts)
   local fn = "nc.measure_layers"
   opts = opts or {}
-  local bs, q = check_args(fn, model, dataset, opts)
+  local bs, q, conv = check_args(fn, model, dataset, opts)
   local idx = chosen(fn, opts.layers, #model.modules)
-  local was_training = model.training
-  model:evaluate()
   local stats = {}
-  local ok, err = pcall(function()
-    pass(fn, model, dataset, bs, idx, stats, 1)
+  local ok, err = eval_mode(model, function()
+    pass(fn, model, dataset, bs, idx, stats, 1, conv)
     if #stats < #idx then fail(fn, "the dataset is empty") end
     for k, s in ipairs(stats) do
       local ok2, e = pcall(s.end_pass1, s)
@@ -104,7 +105,6 @@ function layers.measure_layers(model, dataset, opts)
     end
     pass(fn, model, dataset, bs, idx, stats, 2)
   end)
-  if was_training then model:train() end
   if not ok then
     for _, s in ipairs(stats) do s:free() end
     error(err, 2)

@@ -2,14 +2,16 @@
 -- features measured in shards give the single-pass result (docs/metrics.md, "Sharded measurement").
 local collapse = require("collapse")
 local core = require("collapse.core")
+local conventions = require("collapse.nc.conventions")
 
 local stats = {}
 
 local function fail(fn, msg, ...) error(("%s: " .. msg):format(fn, ...), 3) end
 
-local OPTS = { within_spectrum = true, classifier = true, bias = true }
+local OPTS = { within_spectrum = true, classifier = true, bias = true, conventions = true }
 
---- nc.stats(classes, dim, {within_spectrum = false, classifier = W [C x d] or nn.Linear, bias = b})
+--- nc.stats(classes, dim, {within_spectrum = false, classifier = W [C x d] or nn.Linear, bias = b,
+-- conventions = {...} (docs/metrics.md, "Conventions"; also :set_conventions(bits) before end_pass1)})
 -- -> object with :pass1(x, y), :end_pass1(), :pass2(x, y), :result(q), :save(path), :merge(other),
 -- :set_classifier(W, b), :shape(), :free(). x is [n x dim] float32/float64, y int32 labels 1..classes.
 function stats.new(classes, dim, opts)
@@ -21,7 +23,7 @@ function stats.new(classes, dim, opts)
   opts = opts or {}
   if type(opts) ~= "table" then fail(fn, "options must be a table, got %s", type(opts)) end
   for k in pairs(opts) do if not OPTS[k] then fail(fn, "unknown option '%s'", tostring(k)) end end
-  local s = core.nc_stats(classes, dim, opts.within_spectrum and true or false)
+  local s = core.nc_stats(classes, dim, opts.within_spectrum and true or false, conventions.bits(fn, opts.conventions))
   local W, b = opts.classifier, opts.bias
   if type(W) == "table" and collapse.is_tensor(W.weight) then W, b = W.weight, b or W.bias end
   if W ~= nil then s:set_classifier(W:to("float64"), b and b:to("float64") or nil) end

@@ -1,5 +1,8 @@
---- nn.BatchNorm(features, {eps = 1e-5, momentum = 0.1, affine = true, dtype =}): PyTorch's
+--- nn.BatchNorm(features, {eps = 1e-5, momentum = 0.1, affine = true, gamma =, dtype =}): PyTorch's
 -- BatchNorm1d on [n x features]: biased batch variance to normalise, unbiased for running_var.
+-- affine = "fixed_gamma" (with gamma = c, default 1): the weight is the constant c, frozen
+-- (freeze("weight")), the bias still learned: the paper's fixed-gamma experiment, whose feature
+-- norm is then about c * sqrt(features) (bn:fix_gamma(c) does the same to an existing module).
 -- Kernels: collapse_batchnorm_forward/backward (csrc/nn/batchnorm_tensor.c). In training it
 -- offers Sequential a fusion with a following ReLU (fuse_with): one kernel for the pair.
 local collapse = require("collapse")
@@ -17,7 +20,15 @@ BatchNorm.forward_kernel, BatchNorm.backward_kernel = core.batchnorm_forward, co
 function BatchNorm:init(size, opts)
   local fn = self.__short -- "BatchNorm" / "BatchNorm2d"
   checks.positive_int(fn, self.size_field, size)
-  opts = checks.options(fn, opts, { eps = true, momentum = true, affine = true, dtype = true })
+  opts = checks.options(fn, opts, { eps = true, momentum = true, affine = true, gamma = true, dtype = true })
+  local affine = opts.affine
+  if affine == nil then affine = true end
+  if affine ~= true and affine ~= false and affine ~= "fixed_gamma" then
+    checks.fail(fn, "affine must be true, false or 'fixed_gamma', got %s", checks.show(affine))
+  end
+  if opts.gamma ~= nil and affine ~= "fixed_gamma" then
+    checks.fail(fn, "gamma is only an option with affine = 'fixed_gamma', got affine = %s", checks.show(affine))
+  end
   local eps, momentum = opts.eps or 1e-5, opts.momentum or 0.1
   if type(eps) ~= "number" or eps <= 0 then checks.fail(fn, "eps must be > 0, got %s", tostring(eps)) end
   if type(momentum) ~= "number" or momentum < 0 or momentum > 1 then
@@ -25,7 +36,7 @@ function BatchNorm:init(size, opts)
   end
   local dtype = opts.dtype and checks.float_dtype(fn, "dtype", opts.dtype) or collapse.default_dtype()
   self[self.size_field], self.eps, self.momentum, self.dtype = size, eps, momentum, dtype
-  self.affine = opts.affine == nil or opts.affine
+  self.affine = affine ~= false
   self._tensors = { "weight", "bias", "weight_grad", "bias_grad", "running_mean", "running_var" }
   self._outputs = { "output", "grad_input", "save_mean", "save_invstd" }
   if self.affine then
@@ -37,11 +48,28 @@ function BatchNorm:init(size, opts)
   self.running_mean = core.zeros({ size }, dtype)
   self.running_var = core.full({ size }, 1, dtype)
   self.num_batches_tracked = 0
+  if affine == "fixed_gamma" then self:fix_gamma(opts.gamma == nil and 1 or opts.gamma) end
+end
+
+--- bn:fix_gamma(c): weight filled with the constant c and frozen; the bias stays learned.
+function BatchNorm:fix_gamma(c)
+  local fn = self.__short .. ".fix_gamma"
+  checks.method(fn, self, "bn:fix_gamma(c)")
+  if not self.affine then checks.fail(fn, "the module has affine = false: no weight to fix") end
+  if type(c) ~= "number" or c ~= c or c == math.huge or c == -math.huge then
+    checks.fail(fn, "gamma must be a finite number, got %s", checks.show(c))
+  end
+  self.weight:fill(c)
+  self.fixed_gamma = c
+  return self:freeze("weight")
 end
 
 function BatchNorm:describe()
-  return ("%s(%d, eps=%g, momentum=%g%s)"):format(self.__name, self[self.size_field], self.eps,
-    self.momentum, self.affine and "" or ", affine=false")
+  local extra = self.affine and "" or ", affine=false"
+  if self.affine and not self:requires_grad("weight") then
+    extra = self.fixed_gamma and (", gamma fixed at %g"):format(self.fixed_gamma) or ", weight frozen"
+  end
+  return ("%s(%d, eps=%g, momentum=%g%s)"):format(self.__name, self[self.size_field], self.eps, self.momentum, extra)
 end
 
 function BatchNorm:buffers()
@@ -49,6 +77,7 @@ function BatchNorm:buffers()
 end
 
 function BatchNorm:forward(x)
+  checks.method("BatchNorm.forward", self, "m:forward(x)") -- pure Lua: no C call on the hot path
   local train = self.training
   self.output, self.save_mean, self.save_invstd = self.forward_kernel(x, self.output, self.weight, self.bias,
     self.running_mean, self.running_var, self.save_mean, self.save_invstd, train, self.momentum, self.eps)
@@ -57,10 +86,12 @@ function BatchNorm:forward(x)
 end
 
 function BatchNorm:backward(x, gy, need_input_grad)
+  checks.method("BatchNorm.backward", self, "m:backward(x, grad_output)")
   self:need_forward("backward")
   local gx = nil -- nil: not wanted; false: wanted, made by the kernel on first use
   if need_input_grad ~= false then gx = self.grad_input or false end
-  gx = self.backward_kernel(x, gy, gx, self.weight, self.weight_grad, self.bias_grad, self.save_mean,
+  local gw, gb = self:live_grads()
+  gx = self.backward_kernel(x, gy, gx, self.weight, gw, gb, self.save_mean,
     self.save_invstd, self.running_mean, self.running_var, self.training, self.eps)
   if gx then self.grad_input = gx end
   return gx
@@ -84,7 +115,8 @@ function Fused:backward(x, gy, need_input_grad)
   local bn = self.bn
   local gx = nil -- nil: not wanted; false: wanted, made by the kernel on first use
   if need_input_grad ~= false then gx = bn.grad_input or false end
-  gx = core.batchnorm_relu_backward(x, self.relu.output, gy, gx, bn.weight, bn.weight_grad, bn.bias_grad,
+  local gw, gb = bn:live_grads()
+  gx = core.batchnorm_relu_backward(x, self.relu.output, gy, gx, bn.weight, gw, gb,
     bn.save_mean, bn.save_invstd)
   if gx then bn.grad_input = gx end
   return gx

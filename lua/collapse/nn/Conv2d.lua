@@ -47,15 +47,18 @@ function Conv2d:describe()
 end
 
 function Conv2d:forward(x)
+  checks.method("Conv2d.forward", self, "m:forward(x)") -- pure Lua: no C call on the hot path
   self.output, self.columns = core.conv2d_forward(x, self.output, self.weight, self.bias, self.columns, self.stride,
     self.padding)
   return self.output
 end
 
 function Conv2d:backward(x, gy, need_input_grad)
+  checks.method("Conv2d.backward", self, "m:backward(x, grad_output)")
   local gx = nil -- nil: not wanted; false: wanted, made by the kernel on first use
   if need_input_grad ~= false then gx = self.grad_input or false end
-  gx, self.columns = core.conv2d_backward(x, gy, gx, self.weight, self.weight_grad, self.bias_grad, self.columns,
+  local gw, gb = self:live_grads()
+  gx, self.columns = core.conv2d_backward(x, gy, gx, self.weight, gw, gb, self.columns,
     self.stride, self.padding)
   if gx then self.grad_input = gx end
   return gx

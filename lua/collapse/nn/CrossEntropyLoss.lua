@@ -9,6 +9,7 @@ local Module = require("collapse.nn.Module")
 local CrossEntropyLoss = class("nn.CrossEntropyLoss", Module)
 
 function CrossEntropyLoss:forward(logits, labels)
+  checks.method("CrossEntropyLoss.forward", self, "crit:forward(logits, labels)")
   if labels ~= self._labels_in then -- the same labels object as last time needs no new check
     -- a Lua array is checked here against the logits' classes (1-based indices in the message);
     -- a label tensor goes to the kernel, which checks its range
@@ -24,6 +25,8 @@ end
 
 --- The gradient of the last forward (re-run for other logits or labels).
 function CrossEntropyLoss:backward(logits, labels)
+  checks.method("CrossEntropyLoss.backward", self, "crit:backward(logits, labels)")
+  if logits == nil and self._logits == nil then checks.fail("CrossEntropyLoss.backward", "call forward first") end
   if logits ~= self._logits or labels ~= self._labels_in then self:forward(logits, labels) end
   return self.grad
 end

@@ -25,15 +25,18 @@ function Linear:describe()
 end
 
 function Linear:forward(x)
+  checks.method("Linear.forward", self, "m:forward(x)") -- pure Lua: no C call on the hot path
   self.output = core.linear_forward(x, self.output, self.weight, self.bias)
   return self.output
 end
 
 --- grad_input only when need_input_grad ~= false (a first layer needs none).
 function Linear:backward(x, gy, need_input_grad)
+  checks.method("Linear.backward", self, "m:backward(x, grad_output)")
   local gx = nil
   if need_input_grad ~= false then gx = self.grad_input or false end
-  gx = core.linear_backward(x, gy, gx, self.weight, self.weight_grad, self.bias_grad)
+  local gw, gb = self:live_grads()
+  gx = core.linear_backward(x, gy, gx, self.weight, gw, gb)
   if gx then self.grad_input = gx end
   return gx
 end

@@ -1,7 +1,8 @@
 --- nn.Module: the base class. A module has forward(x) and backward(x, grad_output,
 -- need_input_grad) (returns grad_input, or nil when need_input_grad == false, and accumulates
 -- the parameter gradients), parameters(), buffers(), zero_grad(), train(), evaluate(), state(),
--- load_state(), to(dtype), num_parameters(), describe().
+-- load_state(), to(dtype), num_parameters(), describe(), freeze(name) / unfreeze(name) /
+-- requires_grad(name).
 -- Output and gradient tensors (self.output, self.grad_input, ...) are created by the first kernel
 -- call and then resized in C by every later one (collapse_tensor_resize): no Lua buffer code.
 local checks = require("collapse.checks")
@@ -9,7 +10,12 @@ local class = require("collapse.nn.class")
 
 local Module = class("nn.Module")
 
-function Module:init() end
+--- Modules without options (ReLU, Tanh, Identity, Flatten, CrossEntropyLoss) take no arguments:
+-- nn.CrossEntropyLoss{reduction = "sum"} is refused, not silently a mean.
+function Module:init(...)
+  local n = select("#", ...)
+  if n > 0 then checks.fail(self.__short, "takes no arguments, got %d (%s)", n, checks.show((...))) end
+end
 function Module:describe() return self.__name .. "()" end
 --- weight then bias when the module has them (Linear, Conv2d, an affine BatchNorm), else none.
 function Module:parameters()
@@ -32,9 +38,50 @@ function Module:num_parameters()
   return n
 end
 
---- A parameter entry of parameters(): weight decay applies (decay = true) unless told otherwise.
+--- A parameter entry of parameters(): weight decay applies (decay = true) unless told otherwise;
+-- requires_grad is false for a frozen parameter (freeze). module and key (the field name in that
+-- module) let an optimiser read the live flag when freeze() is called after it was made.
 function Module:param(name, value, grad)
-  return { name = name, value = value, grad = grad, decay = true, module = self }
+  return { name = name, value = value, grad = grad, decay = true, module = self, key = name,
+    requires_grad = not (self.frozen and self.frozen[name]) }
+end
+
+-- Bumped by every freeze/unfreeze anywhere: an optimiser rebuilds its prepared lists when it
+-- changed (one number compare per group and step instead of a walk over the parameters).
+Module.freeze_version = 0
+
+local function set_frozen(self, fn, name, frozen)
+  checks.method(fn, type(self) == "table" and self or nil, "m:" .. fn .. "('weight')") -- no class known yet
+  fn = self.__short .. "." .. fn
+  if type(name) ~= "string" or not checks.is_tensor(self[name]) or not checks.is_tensor(self[name .. "_grad"]) then
+    local names = {}
+    for _, p in ipairs(self:parameters()) do names[#names + 1] = p.key or p.name end
+    checks.fail(fn, "name must be a parameter of %s (%s), got %s", self.__name,
+      #names > 0 and table.concat(names, ", ") or "it has none", checks.show(name))
+  end
+  self.frozen = self.frozen or {}
+  self.frozen[name] = frozen or nil
+  if frozen then self[name .. "_grad"]:fill(0) end -- as PyTorch's grad None: nothing stale left to apply
+  Module.freeze_version = Module.freeze_version + 1
+  return self
+end
+
+--- m:freeze("weight"): the parameter keeps its value (PyTorch's requires_grad = False): backward
+-- computes no gradient for it (the kernel is given no gradient tensor) and the optimisers neither
+-- update nor weight-decay it. m:unfreeze(name) undoes it.
+function Module:freeze(name) return set_frozen(self, "freeze", name, true) end
+function Module:unfreeze(name) return set_frozen(self, "unfreeze", name, false) end
+function Module:requires_grad(name) return not (self.frozen and self.frozen[name]) end
+
+--- The gradient tensors backward accumulates into: weight_grad, bias_grad, nil for a frozen (or
+-- missing) parameter. Pure Lua: it runs on every backward.
+function Module:live_grads()
+  local gw, gb, f = self.weight_grad, self.bias_grad, self.frozen
+  if f then
+    if f.weight then gw = nil end
+    if f.bias then gb = nil end
+  end
+  return gw, gb
 end
 
 --- Raises "Name.method: call forward first" unless forward has run (self.output set, or a

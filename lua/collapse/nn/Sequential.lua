@@ -124,7 +124,8 @@ function Sequential:parameters()
   local out = {}
   for i, m in ipairs(self.modules) do
     for _, p in ipairs(m:parameters()) do
-      out[#out + 1] = { name = i .. "." .. p.name, value = p.value, grad = p.grad, decay = p.decay, module = m }
+      out[#out + 1] = { name = i .. "." .. p.name, value = p.value, grad = p.grad, decay = p.decay,
+        requires_grad = p.requires_grad, module = p.module or m, key = p.key }
     end
   end
   return out
