@@ -43,6 +43,18 @@ local function stack(values)
   return lo, hi
 end
 
+-- One data row of a stacked plot: x, epsilon, then the (low, high) ends of every part; marks in
+-- used the parts that are non-zero somewhere (only those get a legend entry).
+local function stacked_row(x, epsilon, values, used)
+  local lo, hi = stack(values)
+  local cells = { tostring(x), num(epsilon) }
+  for j = 1, #PARTS do
+    cells[#cells + 1] = num(lo[j]) .. " " .. num(hi[j])
+    if values[j] ~= 0 then used[j] = true end
+  end
+  return table.concat(cells, " ")
+end
+
 -- Is the bound of a record applicable (weight decay > 0)? Old files without the flag: by lambda.
 local function applicable(b, lambda)
   if type(b) ~= "table" then return false end
@@ -83,13 +95,7 @@ function M.final_bars(ctx, runs)
         labels[#labels + 1] = ("set label %d %s at first %d, graph 0.5 center rotate by 90 font ',9'"):format(
           #labels + 1, gp_string("not applicable (weight decay 0)"), x)
       else
-        local lo, hi = stack(values)
-        local cells = { tostring(x), num(d.epsilon) }
-        for j = 1, #PARTS do
-          cells[#cells + 1] = num(lo[j]) .. " " .. num(hi[j])
-          if values[j] ~= 0 then used[j] = true end
-        end
-        rows[#rows + 1] = table.concat(cells, " ")
+        rows[#rows + 1] = stacked_row(x, d.epsilon, values, used)
       end
     end
   end
@@ -185,13 +191,7 @@ local function decomposition_along(ctx, r, i, hs)
   for _, h in ipairs(hs) do
     local values = part_values(h.decomposition)
     if values then
-      local lo, hi = stack(values)
-      local cells = { tostring(h.epoch), num(h.decomposition.epsilon) }
-      for j = 1, #PARTS do
-        cells[#cells + 1] = num(lo[j]) .. " " .. num(hi[j])
-        if values[j] ~= 0 then used[j] = true end
-      end
-      rows[#rows + 1] = table.concat(cells, " ")
+      rows[#rows + 1] = stacked_row(h.epoch, h.decomposition.epsilon, values, used)
     end
   end
   if #rows < 2 then return nil end

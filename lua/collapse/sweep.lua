@@ -213,14 +213,19 @@ local function finish(spec, p, results)
 end
 
 -- Every run's finished result (read back from its JSON), or nil and the first missing run.
+-- Appends run's result r to results, with the run's grid point and file path.
+local function keep(results, r, run)
+  r.grid = r.grid or run.point
+  r.path = run.path
+  results[#results + 1] = r
+end
+
 local function collect(p)
   local results = {}
   for _, run in ipairs(p.runs) do
     local r = load_finished(run.path)
     if not r then return nil, run end
-    r.grid = r.grid or run.point
-    r.path = run.path
-    results[#results + 1] = r
+    keep(results, r, run)
   end
   return results
 end
@@ -243,9 +248,7 @@ local function run_sequential(spec, p, progress)
       if progress then print(done_line(r)) end
       done_now = done_now + 1
     end
-    r.grid = r.grid or run.point
-    r.path = run.path
-    results[#results + 1] = r
+    keep(results, r, run)
   end
   return results
 end
