@@ -184,7 +184,13 @@ static int l_nc_measure(lua_State *L) {
 }
 
 static nc_stats_ud *stats_check(lua_State *L) {
-    nc_stats_ud *ud = luaL_checkudata(L, 1, NC_STATS_MT);
+    /* s.pass1(x, y) instead of s:pass1(x, y) puts x where the object belongs: say so plainly */
+    nc_stats_ud *ud = luaL_testudata(L, 1, NC_STATS_MT);
+    if (!ud) {
+        lua_Debug ar;
+        const char *name = lua_getstack(L, 0, &ar) && lua_getinfo(L, "n", &ar) && ar.name ? ar.name : "method";
+        luaL_error(L, "nc_stats.%s: call with ':' (s:%s(...)); argument 1 is not an nc.stats object", name, name);
+    }
     if (!ud->s) luaL_error(L, "nc_stats: object was freed");
     return ud;
 }

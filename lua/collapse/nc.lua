@@ -78,14 +78,25 @@ end
 --- nc.measure_model(model, dataset, {batch_size = 1024, q = 0.05, within_spectrum = false, conventions = {...}}):
 -- two streaming passes over the dataset, features taken at the input of the final Linear, the
 -- model in evaluate mode (its mode is restored afterwards).
+-- The model/dataset/batch_size arguments every model analysis takes (errors blame the caller's line).
+local function check_model_dataset(fn, model, dataset, opts)
+  if type(model) ~= "table" or type(model.features) ~= "function" or type(model.classifier) ~= "function" then
+    error(("%s: model must be an nn.Sequential ending in an nn.Linear, got %s"):format(fn, type(model)), 3)
+  end
+  if type(dataset) ~= "table" or not dataset.x then
+    error(("%s: dataset must be a data.Dataset, got %s"):format(fn, type(dataset)), 3)
+  end
+  local bs = opts.batch_size
+  if bs ~= nil and (math.type(bs) ~= "integer" or bs < 1) then
+    error(("%s: batch_size must be a positive integer, got %s"):format(fn, tostring(bs)), 3)
+  end
+end
+
 function nc.measure_model(model, dataset, opts)
   local fn = "nc.measure_model"
   opts = opts or {}
+  check_model_dataset(fn, model, dataset, opts)
   local bs = opts.batch_size or 1024
-  if type(model) ~= "table" or type(model.features) ~= "function" then
-    fail(fn, "model must be an nn.Sequential ending in an nn.Linear")
-  end
-  if type(dataset) ~= "table" or not dataset.x then fail(fn, "dataset must be a data.Dataset") end
   local cls = model:classifier()
   local W, b = classifier_tensors(fn, cls)
   local stats = core.nc_stats(dataset.classes, cls.in_features, opts.within_spectrum and true or false,
@@ -178,6 +189,7 @@ function nc.regularized_loss(model, dataset, lambda, opts)
   local fn = "nc.regularized_loss"
   check_lambda(fn, lambda)
   opts = opts or {}
+  check_model_dataset(fn, model, dataset, opts)
   local cls = model:classifier()
   local bn = last_bn(model)
   local crit = collapse.nn.CrossEntropyLoss()
@@ -205,6 +217,7 @@ function nc.certify(model, dataset, lambda, opts)
   local fn = "nc.certify"
   check_lambda(fn, lambda)
   opts = opts or {}
+  check_model_dataset(fn, model, dataset, opts)
   local metrics = nc.measure_model(model, dataset, opts)
   local loss = nc.regularized_loss(model, dataset, lambda, opts)
   local counts = metrics.class_counts
