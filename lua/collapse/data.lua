@@ -151,6 +151,7 @@ end
 function Dataset:num_batches(batch_size, drop_last)
   local n = self:size()
   batch_size = batch_size or 128
+  checks.positive_int("Dataset.num_batches", "batch_size", batch_size)
   return drop_last and n // batch_size or (n + batch_size - 1) // batch_size
 end
 

@@ -70,6 +70,8 @@ local entries = {
   { "sweep: experiment not a table", sweep{ experiment = 1 }, { "sweep", "field 'experiment' must be an experiment spec table" } },
   -- datasets
   { "Dataset: not a table", function() data.Dataset(1) end, { "Dataset", "expected a table" } },
+  { "Dataset:num_batches(0)", function() data.Dataset{ x = x3, y = { 1, 2, 3 } }:num_batches(0) end,
+    { "Dataset.num_batches", "batch_size", "positive integer", "0" } },
   { "Dataset: unknown field", function() data.Dataset{ x = x3, y = { 1, 2, 3 }, labels = 1 } end, { "Dataset", "unknown field 'labels'" } },
   { "Dataset: x not a tensor", function() data.Dataset{ x = { 1, 2 }, y = { 1, 2 } } end, { "Dataset", "x must be a tensor" } },
   { "Dataset: y a string", function() data.Dataset{ x = x3, y = "123" } end, { "Dataset", "y must be an int32 tensor or a list" } },
