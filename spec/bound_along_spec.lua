@@ -10,12 +10,7 @@ local models = require("collapse.models")
 local report = require("collapse.report")
 local nc = collapse.nc
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local tmpdir = require("support.tmp").dir
 
 local DATA = collapse.data.conic{ n = 160, seed = 3, dtype = "float64" }
 local LAMBDA = 5e-3

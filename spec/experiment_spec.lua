@@ -8,20 +8,9 @@ local fixture = require("support.fixture")
 
 local expect_error = require("support.expect").error
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local tmpdir = require("support.tmp").dir
 
-local function listdir(dir)
-  local p = io.popen("ls -1 '" .. dir .. "' 2>/dev/null")
-  local out = {}
-  for l in p:lines() do out[#out + 1] = l end
-  p:close()
-  return out
-end
+local listdir = require("support.tmp").list
 
 local DATA = collapse.data.conic{ n = 300, seed = 1 }
 

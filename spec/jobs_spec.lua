@@ -7,21 +7,9 @@ local fixture = require("support.fixture")
 
 local CLI = fixture.root .. "/scripts/collapse"
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local tmpdir = require("support.tmp").dir
 
-local function listdir(dir)
-  local p = io.popen("ls -1 '" .. dir .. "' 2>/dev/null")
-  local out = {}
-  for l in p:lines() do out[#out + 1] = l end
-  p:close()
-  table.sort(out)
-  return out
-end
+local listdir = require("support.tmp").list
 
 -- Runs the command; returns its output and whether it exited 0.
 local function sh(cmd)

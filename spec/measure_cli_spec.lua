@@ -33,12 +33,7 @@ local function exists(p)
   return f ~= nil
 end
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local tmpdir = require("support.tmp").dir
 
 -- Runs the command in-process with its table printout silenced; returns its result table.
 local function run(args)

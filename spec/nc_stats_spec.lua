@@ -5,12 +5,7 @@ local nc = collapse.nc
 
 local expect_error = require("support.expect").error
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local tmpdir = require("support.tmp").dir
 
 local function slurp(path)
   local f = assert(io.open(path, "rb"))

@@ -6,12 +6,7 @@ local json = require("collapse.json")
 local fs = require("collapse.fs")
 local report = require("collapse.report")
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local d = p:read("l")
-  p:close()
-  return d
-end
+local tmpdir = require("support.tmp").dir
 
 local function hostile(mark)
   return ("x`touch %s/bq`$(touch %s/sh)system('touch %s/sys') \"dq\" 'sq' \\ back\\slash\nnew line "
