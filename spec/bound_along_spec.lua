@@ -224,12 +224,8 @@ describe("the bound figure of a crafted run", function()
   end)
 end)
 
-local CHROMIUM = "/usr/bin/chromium"
--- as spec/report_browser_spec.lua: no sanitizer LD_PRELOAD for the browser, never a hung run
-local LAUNCH = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS timeout 120 " .. CHROMIUM
-local FLAGS = "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking "
-  .. "--disable-component-update --disable-sync --enable-logging=stderr --v=0 --virtual-time-budget=5000"
-local have = fs.exists(CHROMIUM) and os.execute("command -v gnuplot >/dev/null 2>&1")
+local browser = require("support.browser")
+local have = browser.available and os.execute("command -v gnuplot >/dev/null 2>&1")
 
 describe("the report of a run with measure_every in a browser", function()
   (have and it or pending)("loads without console errors and decodes every image, the new figures among them", function()
@@ -241,17 +237,11 @@ describe("the report of a run with measure_every in a browser", function()
       assert.is_truthy(page:find('src="' .. f .. '"', 1, true), f)
     end
     local profile, log = tmpdir(), dir .. "/chromium.log"
-    local p = io.popen(("%s %s --user-data-dir=%s --dump-dom 'file://%s' 2>%s"):format(LAUNCH, FLAGS, profile, index, log))
-    local dom = p:read("a")
-    p:close()
+    local dom, console = browser.load(index, profile, log)
     local loaded, total = dom:match('data%-images%-loaded="(%d+)/(%d+)"')
     assert.is_not_nil(loaded, "the page's load handler did not run")
     assert.is_true(tonumber(total) >= 8, "only " .. tostring(total) .. " images")
     assert.equal(total, loaded)
-    local console = {}
-    for line in io.lines(log) do
-      if line:find(":CONSOLE", 1, true) then console[#console + 1] = line end
-    end
     assert.same({}, console)
     os.execute(("rm -rf '%s' '%s'"):format(dir, profile))
   end)

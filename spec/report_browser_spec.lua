@@ -4,11 +4,7 @@ local collapse = require("collapse")
 local fs = require("collapse.fs")
 local models = require("collapse.models")
 
-local CHROMIUM = "/usr/bin/chromium"
--- The browser must not inherit the sanitizer run's LD_PRELOAD (libasan), and never hangs a run.
-local LAUNCH = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS timeout 120 " .. CHROMIUM
-local FLAGS = "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking "
-  .. "--disable-component-update --disable-sync --enable-logging=stderr --v=0 --virtual-time-budget=5000"
+local browser = require("support.browser")
 
 local function run(cmd)
   local p = io.popen(cmd)
@@ -17,8 +13,7 @@ local function run(cmd)
   return out
 end
 
-local have = fs.exists(CHROMIUM)
-local test = have and it or pending
+local test = browser.available and it or pending
 
 describe("report in a browser", function()
   test("loads in headless Chromium without console errors, with its images, and is screenshotted", function()
@@ -34,20 +29,15 @@ describe("report in a browser", function()
     local index = require("collapse.report").build(dir)
     local profile = run("mktemp -d"):match("%S+")
     local log = dir .. "/chromium.log"
-    local dom = run(("%s %s --user-data-dir=%s --dump-dom 'file://%s' 2>%s"):format(LAUNCH, FLAGS, profile, index, log))
+    local dom, console = browser.load(index, profile, log)
     local loaded, total = dom:match('data%-images%-loaded="(%d+)/(%d+)"')
     assert.is_not_nil(loaded, "the page's load handler did not run")
     assert.is_true(tonumber(total) >= 5, "only " .. tostring(total) .. " images on the page")
     assert.equal(total, loaded)
-    local console = {}
-    for line in io.lines(log) do
-      if line:find(":CONSOLE", 1, true) then console[#console + 1] = line end
-    end
     assert.same({}, console)
     local shot = (os.getenv("COLLAPSE_BUILD_DIR") or dir) .. "/report-screenshot.png"
     os.remove(shot)
-    run(("%s %s --user-data-dir=%s --window-size=1100,1800 --screenshot='%s' 'file://%s' 2>/dev/null"):format(
-      LAUNCH, FLAGS, profile, shot, index))
+    browser.screenshot(index, profile, shot, "1100,1800")
     local png = fs.read(shot)
     assert.is_not_nil(png, "no screenshot written")
     assert.equal("\137PNG", png:sub(1, 4))
