@@ -68,7 +68,9 @@ static void set_contiguous_strides(collapse_tensor *t) {
     int64_t st = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
         t->strides[d] = st;
-        st *= t->shape[d];
+        /* Saturates: a shape with a 0 among its outer sizes (numel 0, so nothing is allocated) may
+         * have inner sizes whose product does not fit in int64; such strides are never used. */
+        if (__builtin_mul_overflow(st, t->shape[d], &st)) st = INT64_MAX;
     }
 }
 
