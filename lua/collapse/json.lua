@@ -54,6 +54,13 @@ local function encode(v, indent, depth, seen)
         end
         keys[#keys + 1] = k
       end
+      -- 1 and "1" would both be written as the key "1", which decode refuses as a duplicate
+      local names = {}
+      for _, k in ipairs(keys) do
+        local name = tostring(k)
+        if names[name] then error(("json.encode: two keys both written as \"%s\""):format(name), 0) end
+        names[name] = true
+      end
       table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
       for i, k in ipairs(keys) do
         parts[i] = pad_in .. encode_string(tostring(k)) .. (indent and ": " or ":") .. encode(v[k], indent, depth + 1, seen)
@@ -81,6 +88,26 @@ end
 
 local decode_value
 
+-- A key or bad token inside an error message: printable ASCII kept, anything else as \xNN.
+local function printable(k)
+  k = #k > 40 and k:sub(1, 40) .. "..." or k
+  return (k:gsub("[^%g ]", function(ch) return ("\\x%02x"):format(ch:byte()) end))
+end
+
+-- The JSON number at pos, by the grammar -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][-+]?[0-9]+)?, or nil
+-- when the text there is no JSON number (a leading zero, "1.", ".5", "1e" and the like).
+local function number_at(s, pos)
+  local int = s:match("^-?0", pos) or s:match("^-?[1-9]%d*", pos)
+  if not int then return nil end
+  local e = pos + #int
+  local frac = s:match("^%.%d+", e)
+  if frac then e = e + #frac elseif s:sub(e, e) == "." then return nil end
+  local exp = s:match("^[eE][-+]?%d+", e)
+  if exp then e = e + #exp elseif s:match("^[eE]", e) then return nil end
+  if s:match("^[%w.]", e) then return nil end -- "01", "1.2.3", "12abc"
+  return s:sub(pos, e - 1)
+end
+
 local function skip(s, pos)
   return s:find("[^ \t\r\n]", pos) or #s + 1
 end
@@ -98,8 +125,23 @@ local function decode_string(s, pos)
       elseif e == "u" then
         local hex = s:sub(i + 2, i + 5)
         if not hex:match("^%x%x%x%x$") then decode_error(s, i, "bad \\u escape") end
-        buf[#buf + 1] = utf8.char(tonumber(hex, 16)); i = i + 6
+          local code = tonumber(hex, 16)
+        i = i + 6
+        if code >= 0xD800 and code <= 0xDBFF then
+          -- a UTF-16 surrogate pair stands for one code point beyond the BMP
+          local low = s:match("^\\u(%x%x%x%x)", i)
+          local lc = low and tonumber(low, 16)
+          if not lc or lc < 0xDC00 or lc > 0xDFFF then decode_error(s, i - 6, "unpaired \\u surrogate") end
+          code = 0x10000 + (code - 0xD800) * 0x400 + (lc - 0xDC00)
+          i = i + 6
+        elseif code >= 0xDC00 and code <= 0xDFFF then
+          decode_error(s, i - 6, "unpaired \\u surrogate")
+        end
+        buf[#buf + 1] = utf8.char(code)
       else decode_error(s, i, "bad escape") end
+    elseif c:byte() < 0x20 then
+      -- JSON forbids raw control characters in strings (encode always escapes them)
+      decode_error(s, i, ("raw control character 0x%02x in a string"):format(c:byte()))
     else
       buf[#buf + 1] = c; i = i + 1
     end
@@ -114,7 +156,7 @@ function decode_value(s, pos, depth)
   end
   if c == "" then decode_error(s, pos, "unexpected end of text, expected a value") end
   if c == "{" then
-    local obj = {}
+    local obj, seen_keys = {}, {}
     pos = skip(s, pos + 1)
     if s:sub(pos, pos) == "}" then return obj, pos + 1 end
     while true do
@@ -125,6 +167,9 @@ function decode_value(s, pos, depth)
       if s:sub(pos, pos) ~= ":" then decode_error(s, pos, "expected ':'") end
       local v
       v, pos = decode_value(s, pos + 1, depth + 1)
+      -- a repeated key would silently drop one of the two values: refuse it
+      if seen_keys[k] then decode_error(s, pos, ("duplicate key '%s'"):format(printable(k))) end
+      seen_keys[k] = true
       if v ~= json.null then obj[k] = v end
       pos = skip(s, pos)
       local d = s:sub(pos, pos)
@@ -151,8 +196,12 @@ function decode_value(s, pos, depth)
   elseif s:sub(pos, pos + 4) == "false" then return false, pos + 5
   elseif s:sub(pos, pos + 3) == "null" then return json.null, pos + 4
   else
-    local num = s:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
-    if not num or num == "" then
+    local num = number_at(s, pos)
+    if not num and c:match("[-%d]") then
+      decode_error(s, pos, ("bad number '%s' (expected -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][-+]?[0-9]+)?)"):format(
+        printable(s:match("^[-+.%w]*", pos))))
+    end
+    if not num then
       -- a control or non-ASCII byte is shown by its code, never raw inside the message
       decode_error(s, pos, "unexpected character " .. (c:match("^[%g ]$") and ("'" .. c .. "'")
         or ("byte 0x%02x"):format(c:byte())))
