@@ -6,6 +6,9 @@
 -- body failed in forward: ..."), the inner message (and its traceback) kept.
 -- The sum (and the sum of gradients) is one call into C (collapse_add_forward, csrc/nn/residual.c);
 -- Residual:fuse_with(nn.ReLU) offers the sum and the ReLU after it as one step for nn.Sequential.
+-- Inside a sharing nn.Sequential (a parent lent its nn.GradPool as _grad_pool) the branches'
+-- input gradients and the masked gradient of the fused step are pool buffers, given back once
+-- the sum is made; standalone, the Residual keeps its own buffers.
 local core = require("collapse.core")
 local checks = require("collapse.checks")
 local class = require("collapse.nn.class")
@@ -41,18 +44,25 @@ local function handler(err)
   return { msg = msg, where = checks.where() }
 end
 
--- Runs f(...) naming `part` of self in the error if it fails.
+-- Runs f(...) naming `part` of self in the error if it fails; f's first two results.
 local function guarded(self, part, phase, f, ...)
-  local ok, out = xpcall(f, handler, ...)
-  if ok then return out end
+  local ok, out, out2 = xpcall(f, handler, ...)
+  if ok then return out, out2 end
   local msg = out.msg:gsub("^[^\n]-:%d+: ", "", 1)
   error(("%sResidual: %s (%s) failed in %s: %s"):format(out.where, part, self[part]:describe():match("[^\n]*"),
     phase, msg), 0)
 end
 
 local function fwd(m, x) return m:forward(x) end
-local function bwd(m, x, gy, need) return m:backward(x, gy, need) end
-
+-- A branch's backward; with a pool (a sharing parent's), also the pool buffer holding its result.
+-- Without one the branch is told not to share (false) when the parent said so, else left to decide.
+local function bwd(m, x, gy, need, pool)
+  if pool then return pool:backward(m, nil, x, gy, need) end
+  m._grad_pool = pool
+  local gx = m:backward(x, gy, need)
+  m._grad_pool = nil
+  return gx
+end
 -- body(x) and shortcut(x) (x itself for the identity)
 local function branches(self, x)
   local a = guarded(self, "body", "forward", fwd, self.body, x)
@@ -69,16 +79,21 @@ function Residual:forward(x)
 end
 
 -- The input gradient of both branches for gradient g at the sum (nil when need is false; the
--- branches still accumulate their parameter gradients).
+-- branches still accumulate their parameter gradients). With a pool, self.grad_input is the
+-- buffer the parent lent (GradPool:backward) and the branches' buffers are given back here.
 local function backward_branches(self, x, g, need)
-  local ga = guarded(self, "body", "backward", bwd, self.body, x, g, need)
-  local gb = g
+  local pool = self._grad_pool
+  local ga, oa = guarded(self, "body", "backward", bwd, self.body, x, g, need, pool)
+  local gb, ob = g, nil
   if self.shortcut then
-    gb = guarded(self, "shortcut", "backward", bwd, self.shortcut, x, g, need)
+    gb, ob = guarded(self, "shortcut", "backward", bwd, self.shortcut, x, g, need, pool)
   end
-  if not need then return nil end
-  self.grad_input = core.add_forward(ga, gb, self.grad_input or false)
-  return self.grad_input
+  if need then self.grad_input = core.add_forward(ga, gb, self.grad_input or false) end
+  if pool then
+    pool:release(oa)
+    pool:release(ob)
+  end
+  return need and self.grad_input or nil
 end
 
 --- backward(x, gy, need_input_grad): grad_input = body's + shortcut's input gradient (nil when
@@ -107,8 +122,13 @@ function Residual:fuse_with(nxt)
       end,
       backward = function(_, x, gy, need)
         if res._input ~= x then f:forward(x) end
-        res._fused_g = core.relu_mask_backward(res._fused_y, gy, res._fused_g or false)
-        return backward_branches(res, x, res._fused_g, need ~= false)
+        local pool = res._grad_pool
+        if pool then pool:acquire(gy:dtype(), res, "_fused_g") end
+        local g = core.relu_mask_backward(res._fused_y, gy, res._fused_g or false)
+        res._fused_g = g
+        local gx = backward_branches(res, x, g, need ~= false)
+        if pool then pool:release(g) end
+        return gx
       end }
     self._fused = f
   end

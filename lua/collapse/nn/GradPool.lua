@@ -1,0 +1,80 @@
+--- The input-gradient buffers of one backward pass, shared along a model (internal to nn).
+-- An input gradient is dead once the module before it has consumed it, so a pass needs a few
+-- buffers (about four for a ResNet block), not one per module. The top-level nn.Sequential owns
+-- a pool and lends it, for the duration of one child's backward, to nested Sequential and
+-- Residual modules (field _grad_pool; false = "do not share", nil = "no parent: decide
+-- yourself"). A buffer is lent to one field of one module (conv.grad_input, res._fused_g, ...)
+-- and released when the pass moves on: the release clears that field, so no module keeps a
+-- reference to a buffer that another module may overwrite (a later standalone call makes its
+-- own buffer, as before).
+local core = require("collapse.core")
+
+local GradPool = {}
+GradPool.__index = GradPool
+
+function GradPool.new()
+  return setmetatable({ all = {}, free = {}, busy = {}, user = {}, field = {} }, GradPool)
+end
+
+--- A buffer not in use, of dtype (a [0] tensor the first time: the kernels resize what they are
+-- given and keep its capacity), lent to user[field].
+function GradPool:acquire(dtype, user, field)
+  local list = self.free[dtype]
+  local t = list and list[#list]
+  if t then list[#list] = nil
+  else
+    t = core.zeros({ 0 }, dtype)
+    self.all[#self.all + 1] = t
+  end
+  self.busy[t], self.user[t], self.field[t] = dtype, user, field
+  user[field] = t
+  return t
+end
+
+--- Gives t back (nil, a tensor not of this pool or one already free: nothing) and clears the
+-- field it was lent to when that still holds it.
+function GradPool:release(t)
+  local dtype = t ~= nil and self.busy[t]
+  if not dtype then return end
+  local user, field = self.user[t], self.field[t]
+  if rawequal(user[field], t) then user[field] = nil end
+  self.busy[t], self.user[t], self.field[t] = nil, nil, nil
+  local list = self.free[dtype]
+  if not list then list = {}; self.free[dtype] = list end
+  list[#list + 1] = t
+end
+
+--- Every buffer free again (the start of a top-level backward; also undoes a pass that failed).
+function GradPool:reset()
+  for _, t in ipairs(self.all) do self:release(t) end
+end
+
+--- Number of buffers and their bytes (the capacity the kernels grew them to, read as numel of
+-- the last shape: a lower bound; tests and docs use it to show the sharing).
+function GradPool:stats()
+  local bytes = 0
+  for _, t in ipairs(self.all) do bytes = bytes + t:numel() * (t:dtype() == "float64" and 8 or 4) end
+  return { buffers = #self.all, bytes = bytes }
+end
+
+--- One child's backward with pool buffers: m (or the fused step `step` that starts with m) gets
+-- a buffer as m.grad_input unless its class says it needs none (m.pooled_grad_input == false:
+-- Sequential, Flatten, Identity, Dropout), and the pool as m._grad_pool. Returns gx and the
+-- pool buffer that holds it, which the caller now owns (nil: gx is gy, a view of gy, nil, or the
+-- module's own tensor).
+function GradPool:backward(m, step, x, gy, need)
+  local buf = nil
+  if need and m.pooled_grad_input ~= false then buf = self:acquire(gy:dtype(), m, "grad_input") end
+  m._grad_pool = self
+  local gx
+  if step then gx = step:backward(x, gy, need) else gx = m:backward(x, gy, need) end
+  m._grad_pool = nil
+  local owner = m._grad_owner -- a nested Sequential's: the buffer its chain ended in
+  m._grad_owner = nil
+  if buf then
+    if rawequal(gx, buf) then owner = buf else self:release(buf) end
+  end
+  return gx, owner
+end
+
+return GradPool
