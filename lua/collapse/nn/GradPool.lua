@@ -44,6 +44,15 @@ function GradPool:release(t)
   list[#list + 1] = t
 end
 
+--- Lends the busy buffer t to user[field] instead (the old field is cleared when it still holds
+-- t): a module that writes its result in place into a buffer it was given (nn.Residual).
+function GradPool:transfer(t, user, field)
+  local old, f = self.user[t], self.field[t]
+  if rawequal(old[f], t) then old[f] = nil end
+  self.user[t], self.field[t] = user, field
+  user[field] = t
+end
+
 --- Every buffer free again (the start of a top-level backward; also undoes a pass that failed).
 function GradPool:reset()
   for _, t in ipairs(self.all) do self:release(t) end
@@ -59,17 +68,20 @@ end
 
 --- One child's backward with pool buffers: m (or the fused step `step` that starts with m) gets
 -- a buffer as m.grad_input unless its class says it needs none (m.pooled_grad_input == false:
--- Sequential, Flatten, Identity, Dropout), and the pool as m._grad_pool. Returns gx and the
--- pool buffer that holds it, which the caller now owns (nil: gx is gy, a view of gy, nil, or the
--- module's own tensor).
-function GradPool:backward(m, step, x, gy, need)
+-- Sequential, Residual, Flatten, Identity, Dropout), and the pool as m._grad_pool. gy_buf is
+-- the pool buffer behind gy when the caller gives it up: a container (Sequential, Residual:
+-- m.grad_pool_container) may overwrite or release it (m._grad_gy). Returns gx and the pool
+-- buffer holding it, which the caller now owns (nil: gx is gy, a view of gy, nil, or the
+-- module's own tensor); the caller releases gy_buf unless it is that buffer.
+function GradPool:backward(m, step, x, gy, need, gy_buf)
   local buf = nil
   if need and m.pooled_grad_input ~= false then buf = self:acquire(gy:dtype(), m, "grad_input") end
   m._grad_pool = self
+  if m.grad_pool_container then m._grad_gy = gy_buf end
   local gx
   if step then gx = step:backward(x, gy, need) else gx = m:backward(x, gy, need) end
-  m._grad_pool = nil
-  local owner = m._grad_owner -- a nested Sequential's: the buffer its chain ended in
+  m._grad_pool, m._grad_gy = nil, nil
+  local owner = m._grad_owner -- a container's: the buffer its result ended in
   m._grad_owner = nil
   if buf then
     if rawequal(gx, buf) then owner = buf else self:release(buf) end

@@ -7,14 +7,17 @@
 -- The sum (and the sum of gradients) is one call into C (collapse_add_forward, csrc/nn/residual.c);
 -- Residual:fuse_with(nn.ReLU) offers the sum and the ReLU after it as one step for nn.Sequential.
 -- Inside a sharing nn.Sequential (a parent lent its nn.GradPool as _grad_pool) the branches'
--- input gradients and the masked gradient of the fused step are pool buffers, given back once
--- the sum is made; standalone, the Residual keeps its own buffers.
+-- input gradients and the masked gradient of the fused step are pool buffers: the mask is
+-- written in place into grad_output's buffer when the parent gave it up, the sum in place into
+-- a branch's buffer, the rest given back; standalone, the Residual keeps its own buffers.
 local core = require("collapse.core")
 local checks = require("collapse.checks")
 local class = require("collapse.nn.class")
 local Module = require("collapse.nn.Module")
 
 local Residual = class("nn.Residual", Module)
+-- A sharing parent lends it the pool, not a buffer: its sum goes in place into a branch's buffer.
+Residual.pooled_grad_input, Residual.grad_pool_container = false, true
 
 local function is_module(m) return type(m) == "table" and type(m.forward) == "function" end
 
@@ -54,10 +57,11 @@ local function guarded(self, part, phase, f, ...)
 end
 
 local function fwd(m, x) return m:forward(x) end
--- A branch's backward; with a pool (a sharing parent's), also the pool buffer holding its result.
--- Without one the branch is told not to share (false) when the parent said so, else left to decide.
-local function bwd(m, x, gy, need, pool)
-  if pool then return pool:backward(m, nil, x, gy, need) end
+-- A branch's backward; with a pool (a sharing parent's), also the pool buffer holding its result
+-- (gy_buf: the buffer behind gy that the branch may overwrite). Without one the branch is told
+-- not to share (false) when the parent said so, else left to decide.
+local function bwd(m, x, gy, need, pool, gy_buf)
+  if pool then return pool:backward(m, nil, x, gy, need, gy_buf) end
   m._grad_pool = pool
   local gx = m:backward(x, gy, need)
   m._grad_pool = nil
@@ -78,22 +82,42 @@ function Residual:forward(x)
   return self.output
 end
 
+-- The sum of the branches' gradients with a pool: in place into a buffer this Residual owns (the
+-- body's, the shortcut's, g's own g_buf, else a new one), the others given back; that buffer is
+-- reported to the parent (_grad_owner).
+local function pooled_sum(self, pool, ga, oa, gb, ob, g_buf)
+  local out
+  if oa and rawequal(ga, oa) then out = oa
+  elseif ob and rawequal(gb, ob) then out = ob
+  elseif g_buf and rawequal(gb, g_buf) then out = g_buf
+  else out = pool:acquire(ga:dtype(), self, "grad_input") end
+  core.add_forward(ga, gb, out)
+  pool:transfer(out, self, "grad_input")
+  for _, t in ipairs({ oa or false, ob or false, g_buf or false }) do
+    if t and not rawequal(t, out) then pool:release(t) end
+  end
+  self._grad_owner = out
+  return out
+end
+
 -- The input gradient of both branches for gradient g at the sum (nil when need is false; the
--- branches still accumulate their parameter gradients). With a pool, self.grad_input is the
--- buffer the parent lent (GradPool:backward) and the branches' buffers are given back here.
-local function backward_branches(self, x, g, need)
+-- branches still accumulate their parameter gradients). g_buf: the pool buffer holding g that
+-- this Residual may overwrite (nil: none). The shortcut runs last, so it may take g_buf over.
+local function backward_branches(self, x, g, need, g_buf)
   local pool = self._grad_pool
-  local ga, oa = guarded(self, "body", "backward", bwd, self.body, x, g, need, pool)
+  local ga, oa = guarded(self, "body", "backward", bwd, self.body, x, g, need, pool, nil)
   local gb, ob = g, nil
   if self.shortcut then
-    gb, ob = guarded(self, "shortcut", "backward", bwd, self.shortcut, x, g, need, pool)
+    gb, ob = guarded(self, "shortcut", "backward", bwd, self.shortcut, x, g, need, pool, g_buf)
   end
-  if need then self.grad_input = core.add_forward(ga, gb, self.grad_input or false) end
   if pool then
-    pool:release(oa)
-    pool:release(ob)
+    if need then return pooled_sum(self, pool, ga, oa, gb, ob, g_buf) end
+    pool:release(oa); pool:release(ob); pool:release(g_buf)
+    return nil
   end
-  return need and self.grad_input or nil
+  if not need then return nil end
+  self.grad_input = core.add_forward(ga, gb, self.grad_input or false)
+  return self.grad_input
 end
 
 --- backward(x, gy, need_input_grad): grad_input = body's + shortcut's input gradient (nil when
@@ -101,7 +125,8 @@ end
 function Residual:backward(x, gy, need_input_grad)
   self:need_forward("Residual.backward")
   if self._input ~= x then self:forward(x) end
-  return backward_branches(self, x, gy, need_input_grad ~= false)
+  local g_buf = self._grad_pool and rawequal(gy, self._grad_gy) and gy or nil
+  return backward_branches(self, x, gy, need_input_grad ~= false, g_buf)
 end
 
 --- The sum and a following nn.ReLU as one step of nn.Sequential: relu(body(x) + shortcut(x)) in one
@@ -122,13 +147,13 @@ function Residual:fuse_with(nxt)
       end,
       backward = function(_, x, gy, need)
         if res._input ~= x then f:forward(x) end
-        local pool = res._grad_pool
-        if pool then pool:acquire(gy:dtype(), res, "_fused_g") end
-        local g = core.relu_mask_backward(res._fused_y, gy, res._fused_g or false)
-        res._fused_g = g
-        local gx = backward_branches(res, x, g, need ~= false)
-        if pool then pool:release(g) end
-        return gx
+        local pool, g_buf = res._grad_pool, nil
+        if pool then -- the mask in place into grad_output's buffer when the parent gave it up
+          if rawequal(gy, res._grad_gy) then g_buf = gy; pool:transfer(gy, res, "_fused_g")
+          else g_buf = pool:acquire(gy:dtype(), res, "_fused_g") end
+        end
+        res._fused_g = core.relu_mask_backward(res._fused_y, gy, res._fused_g or false)
+        return backward_branches(res, x, res._fused_g, need ~= false, g_buf)
       end }
     self._fused = f
   end

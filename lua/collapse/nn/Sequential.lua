@@ -18,7 +18,7 @@ local Sequential = class("nn.Sequential", Module)
 
 -- A parent lends its pool to a Sequential (GradPool:backward), which acquires its own buffers
 -- from it: it needs no grad_input buffer of its own.
-Sequential.pooled_grad_input = false
+Sequential.pooled_grad_input, Sequential.grad_pool_container = false, true
 
 function Sequential:init(modules, opts)
   opts = checks.options("Sequential", opts, { share_grads = true })
@@ -95,19 +95,19 @@ end
 
 -- With a pool: each module writes its input gradient into a buffer of the pool; the buffer of
 -- the gradient it consumed goes back to the pool once the next one exists. held is the buffer
--- behind gy that this Sequential acquired (the gy it was given belongs to its caller).
+-- behind gy that this Sequential may overwrite: at first the one its caller gave up (_grad_gy).
 local function backward_pooled(self, gy, need_input_grad, pool)
   local mods, inputs, steps = self.modules, self._inputs, self._steps
-  local held = nil
+  local held = self._grad_gy
   local i = #mods
   while i >= 1 do
     local step = i >= 2 and steps[i - 1] or false
     local first = step and i - 1 or i
     self._at = first
     local owner
-    gy, owner = pool:backward(mods[first], step, inputs[first], gy, first > 1 or need_input_grad)
+    gy, owner = pool:backward(mods[first], step, inputs[first], gy, first > 1 or need_input_grad, held)
     if owner then
-      pool:release(held)
+      if not rawequal(owner, held) then pool:release(held) end
       held = owner
     end
     i = first - 1
@@ -145,7 +145,7 @@ end
 
 -- The pool fields that a failed pass may have left on the modules inside (Sequential, Residual).
 local function clear_lent(m)
-  m._grad_pool, m._grad_owner = nil, nil
+  m._grad_pool, m._grad_owner, m._grad_gy = nil, nil, nil
   if type(m.modules) == "table" then for _, c in ipairs(m.modules) do clear_lent(c) end end
   if type(m.body) == "table" then clear_lent(m.body) end
   if type(m.shortcut) == "table" then clear_lent(m.shortcut) end
