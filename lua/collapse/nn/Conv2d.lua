@@ -10,6 +10,8 @@ local class = require("collapse.nn.class")
 local Module = require("collapse.nn.Module")
 
 local Conv2d = class("nn.Conv2d", Module)
+-- backward reads the input, not the output: a Residual may sum in place into it (Module:spare_output)
+function Conv2d:spare_output() return self.output end
 
 function Conv2d:init(cin, cout, k, opts)
   local fn = "Conv2d"

@@ -7,13 +7,16 @@
 -- and released when the pass moves on: the release clears that field, so no module keeps a
 -- reference to a buffer that another module may overwrite (a later standalone call makes its
 -- own buffer, as before).
+-- Tensors have no __eq metamethod, so == on them is identity, in pure Lua (no call into C on the
+-- hot path, docs/architecture.md); dtypes come from the pool's own records where it can.
 local core = require("collapse.core")
 
 local GradPool = {}
 GradPool.__index = GradPool
 
 function GradPool.new()
-  return setmetatable({ all = {}, free = {}, busy = {}, user = {}, field = {} }, GradPool)
+  return setmetatable({ all = {}, free = {}, busy = {}, user = {}, field = {},
+    known = setmetatable({}, { __mode = "k" }) }, GradPool)
 end
 
 --- A buffer not in use, of dtype (a [0] tensor the first time: the kernels resize what they are
@@ -31,13 +34,24 @@ function GradPool:acquire(dtype, user, field)
   return t
 end
 
+--- The dtype of gradient t: a pool buffer's record, else asked once per tensor (the loss's
+-- gradient tensor is the same object every step).
+function GradPool:dtype_of(t)
+  local dt = self.busy[t] or self.known[t]
+  if not dt then
+    dt = t:dtype()
+    self.known[t] = dt
+  end
+  return dt
+end
+
 --- Gives t back (nil, a tensor not of this pool or one already free: nothing) and clears the
 -- field it was lent to when that still holds it.
 function GradPool:release(t)
   local dtype = t ~= nil and self.busy[t]
   if not dtype then return end
   local user, field = self.user[t], self.field[t]
-  if rawequal(user[field], t) then user[field] = nil end
+  if user[field] == t then user[field] = nil end
   self.busy[t], self.user[t], self.field[t] = nil, nil, nil
   local list = self.free[dtype]
   if not list then list = {}; self.free[dtype] = list end
@@ -48,14 +62,15 @@ end
 -- t): a module that writes its result in place into a buffer it was given (nn.Residual).
 function GradPool:transfer(t, user, field)
   local old, f = self.user[t], self.field[t]
-  if rawequal(old[f], t) then old[f] = nil end
+  if old[f] == t then old[f] = nil end
   self.user[t], self.field[t] = user, field
   user[field] = t
 end
 
 --- Every buffer free again (the start of a top-level backward; also undoes a pass that failed).
 function GradPool:reset()
-  for _, t in ipairs(self.all) do self:release(t) end
+  local all = self.all
+  for i = 1, #all do self:release(all[i]) end -- a numeric loop: ipairs is a call into C
 end
 
 --- Number of buffers and their bytes (the capacity the kernels grew them to, read as numel of
@@ -75,7 +90,7 @@ end
 -- module's own tensor); the caller releases gy_buf unless it is that buffer.
 function GradPool:backward(m, step, x, gy, need, gy_buf)
   local buf = nil
-  if need and m.pooled_grad_input ~= false then buf = self:acquire(gy:dtype(), m, "grad_input") end
+  if need and m.pooled_grad_input ~= false then buf = self:acquire(self:dtype_of(gy), m, "grad_input") end
   m._grad_pool = self
   if m.grad_pool_container then m._grad_gy = gy_buf end
   local gx
@@ -84,7 +99,7 @@ function GradPool:backward(m, step, x, gy, need, gy_buf)
   local owner = m._grad_owner -- a container's: the buffer its result ended in
   m._grad_owner = nil
   if buf then
-    if rawequal(gx, buf) then owner = buf else self:release(buf) end
+    if gx == buf then owner = buf else self:release(buf) end
   end
   return gx, owner
 end

@@ -75,6 +75,22 @@ local function branches(self, x)
   return a, b
 end
 
+-- Where the fused step's sum goes: in place into the body's output when nothing else needs it
+-- (its last module's backward reads its input: Module:spare_output), so a BasicBlock keeps no
+-- buffer for the body's last BatchNorm output and another for the sum; else the Residual's own
+-- buffer (field), made afresh if it last was a spare output. Only inside a Sequential (the fused
+-- step): there the body runs only through the Residual, so its output is the sum until the
+-- next forward; a standalone Residual's output stays its own.
+local function sum_target(self, a, x, field)
+  local spare = self.body.spare_output and self.body:spare_output() or nil
+  if spare ~= nil and spare == a and a ~= x then
+    self._spare_sum = true
+    return a
+  end
+  if self._spare_sum then self[field], self._spare_sum = nil, false end
+  return self[field] or false
+end
+
 function Residual:forward(x)
   local a, b = branches(self, x)
   self.output = core.add_forward(a, b, self.output or false)
@@ -87,15 +103,15 @@ end
 -- reported to the parent (_grad_owner).
 local function pooled_sum(self, pool, ga, oa, gb, ob, g_buf)
   local out
-  if oa and rawequal(ga, oa) then out = oa
-  elseif ob and rawequal(gb, ob) then out = ob
-  elseif g_buf and rawequal(gb, g_buf) then out = g_buf
-  else out = pool:acquire(ga:dtype(), self, "grad_input") end
+  if oa and ga == oa then out = oa -- == on tensors is identity (no __eq)
+  elseif ob and gb == ob then out = ob
+  elseif g_buf and gb == g_buf then out = g_buf
+  else out = pool:acquire(pool:dtype_of(ga), self, "grad_input") end
   core.add_forward(ga, gb, out)
   pool:transfer(out, self, "grad_input")
-  for _, t in ipairs({ oa or false, ob or false, g_buf or false }) do
-    if t and not rawequal(t, out) then pool:release(t) end
-  end
+  if oa ~= out then pool:release(oa) end
+  if ob ~= out then pool:release(ob) end
+  if g_buf ~= out then pool:release(g_buf) end
   self._grad_owner = out
   return out
 end
@@ -125,7 +141,7 @@ end
 function Residual:backward(x, gy, need_input_grad)
   self:need_forward("Residual.backward")
   if self._input ~= x then self:forward(x) end
-  local g_buf = self._grad_pool and rawequal(gy, self._grad_gy) and gy or nil
+  local g_buf = self._grad_pool and gy == self._grad_gy and gy or nil
   return backward_branches(self, x, gy, need_input_grad ~= false, g_buf)
 end
 
@@ -141,7 +157,7 @@ function Residual:fuse_with(nxt)
     f = { relu = nxt,
       forward = function(_, x)
         local a, b = branches(res, x)
-        res._fused_y = core.add_relu_forward(a, b, res._fused_y or false)
+        res._fused_y = core.add_relu_forward(a, b, sum_target(res, a, x, "_fused_y"))
         res._input, nxt.output, res.output = x, res._fused_y, nil
         return res._fused_y
       end,
@@ -149,8 +165,8 @@ function Residual:fuse_with(nxt)
         if res._input ~= x then f:forward(x) end
         local pool, g_buf = res._grad_pool, nil
         if pool then -- the mask in place into grad_output's buffer when the parent gave it up
-          if rawequal(gy, res._grad_gy) then g_buf = gy; pool:transfer(gy, res, "_fused_g")
-          else g_buf = pool:acquire(gy:dtype(), res, "_fused_g") end
+          if gy == res._grad_gy then g_buf = gy; pool:transfer(gy, res, "_fused_g")
+          else g_buf = pool:acquire(pool:dtype_of(gy), res, "_fused_g") end
         end
         res._fused_g = core.relu_mask_backward(res._fused_y, gy, res._fused_g or false)
         return backward_branches(res, x, res._fused_g, need ~= false, g_buf)

@@ -107,7 +107,7 @@ local function backward_pooled(self, gy, need_input_grad, pool)
     local owner
     gy, owner = pool:backward(mods[first], step, inputs[first], gy, first > 1 or need_input_grad, held)
     if owner then
-      if not rawequal(owner, held) then pool:release(held) end
+      if owner ~= held then pool:release(held) end
       held = owner
     end
     i = first - 1
@@ -171,6 +171,15 @@ function Sequential:backward(x, gy, need_input_grad)
   if nested then self._grad_owner = held end
   self.grad_input = (not (nested and pool)) and g or nil -- a nested pooled gradient is its parent's
   return g
+end
+
+--- The last module's spare output (Module:spare_output) when it ran alone (not the second
+-- module of a fused pair, whose output belongs to the pair).
+function Sequential:spare_output()
+  local n = #self.modules
+  if n == 0 or (n >= 2 and self._steps[n - 1]) then return nil end
+  local m = self.modules[n]
+  return m.spare_output and m:spare_output() or nil -- a module not derived from nn.Module may lack it
 end
 
 --- Bytes and number of the shared input-gradient buffers of this (top-level) model's pool:
