@@ -141,6 +141,30 @@ describe("shared input-gradient buffers are few", function()
   end)
 end)
 
+describe("the fused Residual + ReLU sums in place into the body's output", function()
+  it("resnet18: each block's sum is its body's last BatchNorm output; standalone Residuals keep theirs", function()
+    local model = models.resnet18{ width = 2, classes = 4, dtype = "float64", rng = collapse.rng(9) }
+    local x = collapse.randn({ 2, 3, 32, 32 }, { rng = collapse.rng(1), dtype = "float64" })
+    model:forward(x)
+    for k = 4, 11 do
+      local res = model:get(k).modules[1]
+      assert.equal(res.body:get(5).output, res._fused_y)           -- one tensor, not two
+      assert.equal(res._fused_y, model:get(k).modules[2].output) -- the block's output
+    end
+    -- a standalone Residual (no fused step) keeps its own output: body:forward cannot clobber it
+    local g = collapse.rng(2)
+    local r = nn.Residual{ body = nn.Sequential{ nn.Linear(3, 3, { rng = g, dtype = "float64" }) } }
+    local x3 = collapse.randn({ 2, 3 }, { rng = g, dtype = "float64" })
+    local y = r:forward(x3)
+    assert.not_equal(y, r.body:get(1).output)
+    -- a body whose last module reads its output in backward (ReLU) is not written to
+    local block = nn.Sequential{ nn.Residual{ body = nn.Sequential{ nn.Linear(3, 3, { rng = g, dtype = "float64" }), nn.ReLU() } },
+      nn.ReLU() }
+    block:forward(x3)
+    assert.not_equal(block:get(1).body:get(2).output, block:get(1)._fused_y)
+  end)
+end)
+
 describe("nested containers with shared buffers", function()
   -- Residuals inside Residuals, an Identity / Flatten / Dropout whose gradient is (a view of) its
   -- grad_output, a Residual with and without a fused ReLU after it, a Residual as the first module
