@@ -7,6 +7,7 @@
 local collapse = require("collapse")
 local nn, models = collapse.nn, collapse.models
 local expect_error = require("support.expect").error
+local fixture = require("support.fixture")
 
 local function same(a, b) assert.same(a:totable(), b:totable()) end
 
@@ -85,6 +86,41 @@ describe("shared input-gradient buffers give the same gradients", function()
     same(step(a, x, labels(6, 10), true), step(b, x, labels(6, 10), true))
     same_grads(a, b)
   end)
+end)
+
+describe("shared input-gradient buffers against PyTorch", function()
+  -- spec/fixtures/torch_conv/conv_net.txt (make_conv_fixtures.py): conv_spec compares the inner
+  -- gradients with share_grads = false; here the shared path's returned input gradient and every
+  -- parameter gradient, in training and evaluate mode
+  local fx = fixture.read("torch_conv/conv_net.txt")
+  local T = fixture.tensor
+  local function close(t, ref) assert.is_true(fixture.max_err(t, ref) <= 1e-10) end
+  for _, mode in ipairs({ "train", "eval" }) do
+    it(mode .. " mode: Conv2d-BatchNorm2d-ReLU-MaxPool2d-AvgPool2d-Flatten-Linear", function()
+      local f64 = { dtype = "float64" }
+      local model = nn.Sequential{ nn.Conv2d(3, 5, 3, { stride = 2, padding = 1, dtype = "float64" }),
+        nn.BatchNorm2d(5, f64), nn.ReLU(), nn.MaxPool2d(2, 1), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(5, 4, f64) }
+      model:get(1).weight:copy(T(fx.conv_weight, { 5, 3, 3, 3 }))
+      model:get(1).bias:copy(T(fx.conv_bias, { 5 }))
+      model:get(2).weight:copy(T(fx.gamma, { 5 }))
+      model:get(2).bias:copy(T(fx.beta, { 5 }))
+      model:get(2).running_mean:copy(T(fx.running_mean0, { 5 }))
+      model:get(2).running_var:copy(T(fx.running_var0, { 5 }))
+      model:get(7).weight:copy(T(fx.lin_weight, { 4, 5 }))
+      model:get(7).bias:copy(T(fx.lin_bias, { 4 }))
+      local x, y = T(fx.x, { 2, 3, 7, 6 }), collapse.tensor(fx.labels, "int32")
+      if mode == "eval" then model:forward(x); model:evaluate() end
+      local k = mode .. "."
+      close(step(model, x, y, true), fx[k .. "gx"])
+      assert.equal(2, model:grad_buffer_stats().buffers)
+      close(model:get(1).weight_grad, fx[k .. "g_conv_weight"])
+      close(model:get(1).bias_grad, fx[k .. "g_conv_bias"])
+      close(model:get(2).weight_grad, fx[k .. "g_gamma"])
+      close(model:get(2).bias_grad, fx[k .. "g_beta"])
+      close(model:get(7).weight_grad, fx[k .. "g_lin_weight"])
+      close(model:get(7).bias_grad, fx[k .. "g_lin_bias"])
+    end)
+  end
 end)
 
 describe("shared input-gradient buffers are few", function()
