@@ -13,6 +13,8 @@ local Module = require("collapse.nn.Module")
 local ReLU = require("collapse.nn.ReLU")
 
 local BatchNorm = class("nn.BatchNorm", Module)
+-- backward reads the input, not the output: a Residual may sum in place into it (Module:spare_output)
+function BatchNorm:spare_output() return self.output end
 BatchNorm.size_field = "features" -- BatchNorm2d: "channels"
 BatchNorm.forward_kernel, BatchNorm.backward_kernel = core.batchnorm_forward, core.batchnorm_backward
 

@@ -10,6 +10,8 @@ local class = require("collapse.nn.class")
 local Module = require("collapse.nn.Module")
 
 local Conv2d = class("nn.Conv2d", Module)
+-- backward reads the input, not the output: a Residual may sum in place into it (Module:spare_output)
+function Conv2d:spare_output() return self.output end
 
 function Conv2d:init(cin, cout, k, opts)
   local fn = "Conv2d"
@@ -28,10 +30,14 @@ function Conv2d:init(cin, cout, k, opts)
   self:init_weight_bias({ cout, cin, k, k }, cout, cin * k * k, opts.bias == nil or opts.bias, dtype, rng)
 end
 
--- The im2col scratch: false = made by the first kernel call and kept; nil for a 1x1 kernel with
--- stride 1 and no padding, which reads the input directly (no scratch at all).
+-- The im2col scratch: false = made by the first kernel call and kept (float64); nil for a 1x1
+-- kernel with stride 1 and no padding, which reads the input directly, and for float32, whose
+-- convolutions go through oneDNN when the library is built with it (no im2col at all; a kept
+-- scratch would be resized but never read: 4 MB in a ResNet18 width 16 step); without oneDNN
+-- the kernel then uses a temporary per call, so only one scratch exists at a time.
 function Conv2d:_columns()
-  if self.kernel_size == 1 and self.stride == 1 and self.padding == 0 then self.columns = nil
+  if self.dtype == "float32" or (self.kernel_size == 1 and self.stride == 1 and self.padding == 0) then
+    self.columns = nil
   else self.columns = false end
 end
 

@@ -12,6 +12,7 @@ local class = require("collapse.nn.class")
 local Module = require("collapse.nn.Module")
 
 local Dropout = class("nn.Dropout", Module)
+Dropout.pooled_grad_input = false -- keeps its own _gx (grad_input may be grad_output itself)
 
 function Dropout:init(p, opts)
   local fn = "Dropout"

@@ -4,6 +4,7 @@ local class = require("collapse.nn.class")
 local Module = require("collapse.nn.Module")
 
 local Flatten = class("nn.Flatten", Module)
+Flatten.pooled_grad_input = false -- its gradient is a view of grad_output (a sharing Sequential lends no buffer)
 
 function Flatten:forward(x)
   checks.tensor("Flatten.forward", "input", x)

@@ -8,6 +8,8 @@ local class = require("collapse.nn.class")
 local Module = require("collapse.nn.Module")
 
 local Linear = class("nn.Linear", Module)
+-- backward reads the input, not the output: a Residual may sum in place into it (Module:spare_output)
+function Linear:spare_output() return self.output end
 
 function Linear:init(n_in, n_out, opts)
   local fn = "Linear"

@@ -154,6 +154,13 @@ function Module:init_weight_bias(weight_shape, bias_size, fan_in, with_bias, dty
   self._tensors = { "weight", "bias", "weight_grad", "bias_grad" }
 end
 
+--- The output of the last forward when nothing needs it after the next module has read it (the
+-- backward of this module reads its input, not its output; the tensor is the module's own):
+-- nn.Residual then writes its sum in place into it instead of a buffer of its own. nil (the
+-- default: an activation's backward reads its output, Flatten/Identity/Dropout return views or
+-- their input); BatchNorm, Conv2d and Linear offer theirs; Sequential its last module's.
+function Module:spare_output() return nil end
+
 --- Offered fusion with the next module: nil (none) unless a class overrides it; see
 -- BatchNorm:fuse_with. Sequential asks every module; it knows no class pairs itself.
 function Module:fuse_with(_) return nil end

@@ -4,13 +4,28 @@
 -- themselves (m:fuse_with(next) returns a step object covering both, or nil): Sequential knows no
 -- class pairs. backward(x, gy, need_input_grad): the model's input gradient only when
 -- need_input_grad == true (else the first module skips it and backward returns nil).
+-- Input-gradient buffers are shared along the backward pass (nn.GradPool, docs/nn-buffers.md):
+-- the top-level Sequential owns a pool and lends it to nested Sequential / Residual modules, so
+-- an inner module's grad_input is only valid until the pass moves on (it is nil after it); the
+-- returned gradient stays valid until the next backward. nn.Sequential(modules,
+-- {share_grads = false}) keeps one buffer per module, for itself and every module inside it.
 local checks = require("collapse.checks")
 local class = require("collapse.nn.class")
 local Module = require("collapse.nn.Module")
+local GradPool = require("collapse.nn.GradPool")
 
 local Sequential = class("nn.Sequential", Module)
 
-function Sequential:init(modules)
+-- A parent lends its pool to a Sequential (GradPool:backward), which acquires its own buffers
+-- from it: it needs no grad_input buffer of its own.
+Sequential.pooled_grad_input, Sequential.grad_pool_container = false, true
+
+function Sequential:init(modules, opts)
+  opts = checks.options("Sequential", opts, { share_grads = true })
+  if opts.share_grads ~= nil and type(opts.share_grads) ~= "boolean" then
+    checks.fail("Sequential", "share_grads must be a boolean, got %s", checks.show(opts.share_grads))
+  end
+  self.share_grads = opts.share_grads ~= false
   if type(modules) ~= "table" then checks.fail("Sequential", "expected a table of modules, got %s", type(modules)) end
   local list = {}
   for i, m in ipairs(modules) do
@@ -57,7 +72,9 @@ local function forward_loop(self, x, last)
   return x
 end
 
-local function backward_loop(self, gy, need_input_grad)
+-- Without a pool: every module keeps its own buffer (nested containers are told so by
+-- _grad_pool = false, the share_grads = false of the top level applying inside it too).
+local function backward_own(self, gy, need_input_grad)
   local mods, inputs, steps = self.modules, self._inputs, self._steps
   local i = #mods
   while i >= 1 do
@@ -65,12 +82,46 @@ local function backward_loop(self, gy, need_input_grad)
     local first = step and i - 1 or i
     self._at = first
     local need = first > 1 or need_input_grad
+    local m = mods[first]
+    m._grad_pool = false
     if step then gy = step:backward(inputs[first], gy, need)
-    else gy = mods[i]:backward(inputs[i], gy, need) end
+    else gy = m:backward(inputs[i], gy, need) end
+    m._grad_pool = nil
     i = first - 1
   end
   if not need_input_grad then return nil end -- whatever a first module without the option gave
   return gy
+end
+
+-- With a pool: each module writes its input gradient into a buffer of the pool; the buffer of
+-- the gradient it consumed goes back to the pool once the next one exists. held is the buffer
+-- behind gy that this Sequential may overwrite: at first the one its caller gave up (_grad_gy).
+local function backward_pooled(self, gy, need_input_grad, pool)
+  local mods, inputs, steps = self.modules, self._inputs, self._steps
+  local held = self._grad_gy
+  local i = #mods
+  while i >= 1 do
+    local step = i >= 2 and steps[i - 1] or false
+    local first = step and i - 1 or i
+    self._at = first
+    local owner
+    gy, owner = pool:backward(mods[first], step, inputs[first], gy, first > 1 or need_input_grad, held)
+    if owner then
+      if owner ~= held then pool:release(held) end
+      held = owner
+    end
+    i = first - 1
+  end
+  if not need_input_grad then
+    pool:release(held)
+    return nil
+  end
+  return gy, held
+end
+
+local function backward_loop(self, gy, need_input_grad, pool)
+  if pool then return backward_pooled(self, gy, need_input_grad, pool) end
+  return backward_own(self, gy, need_input_grad)
 end
 
 -- The xpcall handler: the error, the user's line and the traceback at the point of failure.
@@ -92,14 +143,50 @@ function Sequential:forward(x)
   return out
 end
 
+-- The pool fields that a failed pass may have left on the modules inside (Sequential, Residual).
+local function clear_lent(m)
+  m._grad_pool, m._grad_owner, m._grad_gy = nil, nil, nil
+  if type(m.modules) == "table" then for _, c in ipairs(m.modules) do clear_lent(c) end end
+  if type(m.body) == "table" then clear_lent(m.body) end
+  if type(m.shortcut) == "table" then clear_lent(m.shortcut) end
+end
+
 --- Backpropagates gy through every module (after forward(x); re-runs it for another x).
+-- At the top level (no parent lent a pool) the returned gradient lives in this model's pool and
+-- stays valid until its next backward; nested, the buffer holding it goes to the parent.
 function Sequential:backward(x, gy, need_input_grad)
   checks.method("Sequential.backward", self, "model:backward(x, grad_output)")
   if self._inputs[1] ~= x then self:forward(x) end
-  local ok, g = xpcall(backward_loop, handler, self, gy, need_input_grad == true)
-  if not ok then rethrow(self, "backward", g) end
-  self.grad_input = g
+  local pool, nested = self._grad_pool, self._grad_pool ~= nil
+  if not nested and self.share_grads then
+    pool = self._own_pool or GradPool.new()
+    self._own_pool = pool
+    pool:reset() -- the last pass's result (and a failed pass's buffers) given back
+  end
+  local ok, g, held = xpcall(backward_loop, handler, self, gy, need_input_grad == true, pool)
+  if not ok then
+    if not nested then clear_lent(self) end -- a failed pass leaves no module believing it is nested
+    rethrow(self, "backward", g)
+  end
+  if nested then self._grad_owner = held end
+  self.grad_input = (not (nested and pool)) and g or nil -- a nested pooled gradient is its parent's
   return g
+end
+
+--- The last module's spare output (Module:spare_output) when it ran alone (not the second
+-- module of a fused pair, whose output belongs to the pair).
+function Sequential:spare_output()
+  local n = #self.modules
+  if n == 0 or (n >= 2 and self._steps[n - 1]) then return nil end
+  local m = self.modules[n]
+  return m.spare_output and m:spare_output() or nil -- a module not derived from nn.Module may lack it
+end
+
+--- Bytes and number of the shared input-gradient buffers of this (top-level) model's pool:
+-- {buffers = n, bytes = b}, zeros before the first backward or with share_grads = false.
+function Sequential:grad_buffer_stats()
+  if not self._own_pool then return { buffers = 0, bytes = 0 } end
+  return self._own_pool:stats()
 end
 
 --- The final Linear (the classifier whose input the collapse analysis looks at).
@@ -154,7 +241,7 @@ end
 function Sequential:to(dtype)
   checks.float_dtype("Sequential.to", "dtype", dtype)
   for _, m in ipairs(self.modules) do m:to(dtype) end
-  self.output, self.grad_input = nil, nil
+  self.output, self.grad_input, self._own_pool = nil, nil, nil
   return self
 end
 
