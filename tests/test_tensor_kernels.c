@@ -229,6 +229,20 @@ static void test_step_many(void) {
     double norm = 1;
     collapse_tensor_norm(x[1], &norm);
     CHECK(norm == 0);
+    /* zero_grad_many writes only the elements of a view: a contiguous row range (memset path)
+     * and a strided column (fill path) of float32 matrices, the rest untouched */
+    collapse_tensor *big, *rows, *col;
+    CHECK_OK(collapse_tensor_new(COLLAPSE_FLOAT32, 2, (int64_t[]){4, 3}, &big));
+    CHECK_OK(collapse_tensor_fill(big, 7));
+    CHECK_OK(collapse_tensor_narrow(big, 0, 1, 2, &rows));
+    CHECK_OK(collapse_tensor_narrow(big, 1, 2, 1, &col));
+    CHECK(collapse_tensor_is_contiguous(rows) && !collapse_tensor_is_contiguous(col));
+    collapse_tensor *views[2] = {rows, col};
+    CHECK_OK(collapse_zero_grad_many(2, views));
+    const float *bf = collapse_tensor_data(big);
+    static const float want[12] = {7, 7, 0, 0, 0, 0, 0, 0, 0, 7, 7, 0};
+    CHECK(memcmp(bf, want, sizeof want) == 0);
+    collapse_tensor_release(rows), collapse_tensor_release(col), collapse_tensor_release(big);
     for (int i = 0; i < 2; i++) {
         collapse_tensor_release(x[i]), collapse_tensor_release(gr[i]), collapse_tensor_release(m[i]);
         collapse_tensor_release(v[i]), collapse_tensor_release(buf[i]);
