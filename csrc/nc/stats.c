@@ -507,10 +507,10 @@ static collapse_status nc_pass2(const char *fn, collapse_nc_stats *s, collapse_d
         int64_t rows = n - i0 < s->chunk ? n - i0 : s->chunk;
         const int32_t *lab = labels + i0;
         if (dtype == COLLAPSE_FLOAT32)
-            nc_load_pass2_f32((const float *)features + i0 * d, rows, n - i0, d, lab, s->mu_g, s->mu, s->rbuf,
+            nc_load_pass2_f32((const float *)features + i0 * d, rows, d, lab, s->mu_g, s->mu, s->rbuf,
                               s->usum, s->within, s->count2, &s->sq_centred);
         else
-            nc_load_pass2_f64((const double *)features + i0 * d, rows, n - i0, d, lab, s->mu_g, s->mu, s->rbuf,
+            nc_load_pass2_f64((const double *)features + i0 * d, rows, d, lab, s->mu_g, s->mu, s->rbuf,
                               s->usum, s->within, s->count2, &s->sq_centred);
         nc_chunk(s, rows, lab);
     }
