@@ -41,8 +41,6 @@ static CL_CLONES void CL_FN(nc_add_class_sums)(const real *restrict x, int64_t n
     }
 }
 
-typedef real CL_FN(nc_vreal) __attribute__((vector_size(NC_LANES * sizeof(real))));
-
 /* Pass-2 load of `rows` rows: out[i d + j] = x - mu_{y_i} (double), usum_{y_i} += (x - mu_G)/||x - mu_G||,
  * within[y_i] += ||x - mu_{y_i}||^2, *sq += ||x - mu_G||^2, count[y_i]++. The squared norms use NC_LANES
  * independent partial sums in GCC vector types (no reassociation, so every clone gives the same bits). */
@@ -59,12 +57,12 @@ static CL_CLONES void CL_FN(nc_load_pass2)(const real *restrict x, int64_t rows,
         double *restrict o = out + i * d;
         nc_v8d ag = {0}, ar = {0};
         for (int64_t j = 0; j < dv; j += NC_LANES) {
-            CL_FN(nc_vreal) xv;
-            nc_v8d mg, mm;
-            memcpy(&xv, row + j, sizeof xv);
+            nc_v8d mg, mm, v;
             memcpy(&mg, mu_g + j, sizeof mg);
             memcpy(&mm, my + j, sizeof mm);
-            nc_v8d v = __builtin_convertvector(xv, nc_v8d);
+            /* element-wise: GCC makes one vcvtps2pd; __builtin_convertvector of a float vector split it in
+             * two halves plus shuffles */
+            for (int k = 0; k < NC_LANES; k++) v[k] = (double)row[j + k];
             nc_v8d g = v - mg, r = v - mm;
             memcpy(o + j, &r, sizeof r);
             ag += g * g;
