@@ -8,7 +8,8 @@
  * (lambda_k/C, u_k), nc1 = Tr(Sigma_W Sigma_B^+)/C = sum_k (1/lambda_k) (1/N) sum_i ((h_i-mu_{y_i}).u_k)^2,
  * accumulated in pass 2 (no d x d matrix). Pass 2 converts each chunk to double once (h - mu_y, with
  * the norms of h - mu_G and h - mu_y, the sums of unit-normalised centred features per class and the
- * within-class energies fused into that load), then runs one gemm per chunk against the stacked rows
+ * within-class energies fused into that load), then one product kernel per chunk (nc/stats_products.c,
+ * in place of dgemm) against the stacked rows
  * [basis; W; mu_c - mu_G] (see nc_build_stack): products with h - mu_G come from those with h - mu_y
  * plus precomputed (mu_y - mu_G) terms. Sigma_W (dsyrk) only with COLLAPSE_NC_WITHIN_SPECTRUM.
  * Non-finite features are caught without a separate scan in pass 1 (they make the class sums
@@ -224,7 +225,7 @@ static void nc_prepare_classifier(collapse_nc_stats *s) {
  * The M~ rows sum to 0, so span(M~) has dimension <= C-1 and contains every mu_c - mu_G (mu_P - mu_G is a
  * zero-sum combination of the mu_c). When the basis spans all of it (rank C-1) and is well conditioned
  * (smallest kept lambda >= NC_COORD_RCOND * largest), (h - mu_y).(mu_c - mu_G) = sum_k p_k acoef[c][k]
- * with p_k = (h - mu_y).u_k, which the gemm computes anyway: C fewer d-wide products per row. */
+ * with p_k = (h - mu_y).u_k, which the products compute anyway: C fewer d-wide products per row. */
 #define NC_COORD_RCOND 1e-6
 #define NC_MAX_COORD_C 64 /* stack buffer of the per-row products in nc_chunk */
 static void nc_build_stack(collapse_nc_stats *s) {
@@ -248,7 +249,7 @@ static void nc_build_stack(collapse_nc_stats *s) {
             s->nstack += (int)(2 * C);
         }
     }
-    /* zero rows up to a multiple of NC_STACK_ROUND (OpenBLAS is fastest on whole micro-kernel tiles) */
+    /* zero rows up to a multiple of NC_STACK_ROUND (the product kernel's register block) */
     if (s->nstack > 0) {
         int padded = (s->nstack + NC_STACK_ROUND - 1) / NC_STACK_ROUND * NC_STACK_ROUND;
         memset(s->stack + (int64_t)s->nstack * d, 0, (size_t)((padded - s->nstack) * d) * sizeof(double));
@@ -428,7 +429,7 @@ collapse_status collapse_nc_stats_means(const collapse_nc_stats *s, double *clas
 
 /* ---- pass 2 ------------------------------------------------------------------------------ */
 
-/* One chunk: rbuf holds h - mu_y (rows x d, double); the per-row norms are done by the load. One gemm
+/* One chunk: rbuf holds h - mu_y (rows x d, double); the per-row norms are done by the load. One product call
  * against stack gives the basis projections of h - mu_y and (adding tw/tm, i.e. (mu_y - mu_G).w_c and
  * (mu_y - mu_G).(mu_c - mu_G)) the products of h - mu_G with W and with the centred class means. */
 static void nc_chunk(collapse_nc_stats *s, int64_t rows, const int32_t *labels) {
@@ -437,7 +438,7 @@ static void nc_chunk(collapse_nc_stats *s, int64_t rows, const int32_t *labels) 
     double *r = s->rbuf, *p = s->pbuf;
     const int ns = s->nstack, k = s->rank;
     if (ns > 0) {
-        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, ns, di, 1.0, r, di, s->stack, di, 0.0, p, ns);
+        nc_products(r, rows, d, s->stack, ns, p);
         for (int64_t i = 0; i < rows; i++)
             for (int j = 0; j < k; j++) s->proj2[j] += p[i * ns + j] * p[i * ns + j];
     }
@@ -507,10 +508,10 @@ static collapse_status nc_pass2(const char *fn, collapse_nc_stats *s, collapse_d
         int64_t rows = n - i0 < s->chunk ? n - i0 : s->chunk;
         const int32_t *lab = labels + i0;
         if (dtype == COLLAPSE_FLOAT32)
-            nc_load_pass2_f32((const float *)features + i0 * d, rows, n - i0, d, lab, s->mu_g, s->mu, s->rbuf,
+            nc_load_pass2_f32((const float *)features + i0 * d, rows, d, lab, s->mu_g, s->mu, s->rbuf,
                               s->usum, s->within, s->count2, &s->sq_centred);
         else
-            nc_load_pass2_f64((const double *)features + i0 * d, rows, n - i0, d, lab, s->mu_g, s->mu, s->rbuf,
+            nc_load_pass2_f64((const double *)features + i0 * d, rows, d, lab, s->mu_g, s->mu, s->rbuf,
                               s->usum, s->within, s->count2, &s->sq_centred);
         nc_chunk(s, rows, lab);
     }

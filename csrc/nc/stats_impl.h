@@ -23,7 +23,10 @@ static int CL_FN(nc_find_nonfinite)(const real *restrict x, int64_t count, int64
 
 #ifndef NC_LANES
 #  define NC_LANES 8         /* partial sums of the row norms in nc_load_pass2 */
-#  define NC_PREFETCH_ROWS 4 /* rows of features prefetched ahead of the streaming loops */
+/* No software prefetch in the streaming loops: on Intel (Sapphire Rapids, OpenBLAS SkylakeX core)
+ * prefetchnta of the rows ahead made the class-sum loop 1.7x and the whole nc_measure 1.35x slower
+ * than the hardware prefetcher alone (bench/README.md, metrics on Intel); prefetcht0/t1 gained
+ * nothing measurable. */
 typedef double nc_v8d __attribute__((vector_size(NC_LANES * sizeof(double))));
 #endif
 
@@ -34,20 +37,14 @@ static CL_CLONES void CL_FN(nc_add_class_sums)(const real *restrict x, int64_t n
     for (int64_t i = 0; i < n; i++) {
         const real *row = x + i * d;
         double *restrict acc = sums + (int64_t)(labels[i] - 1) * d;
-        if (i + NC_PREFETCH_ROWS < n)
-            for (int64_t j = 0; j < d; j += 64 / (int64_t)sizeof(real))
-                __builtin_prefetch(row + NC_PREFETCH_ROWS * d + j, 0, 0);
         for (int64_t j = 0; j < d; j++) acc[j] += (double)row[j];
     }
 }
 
-typedef real CL_FN(nc_vreal) __attribute__((vector_size(NC_LANES * sizeof(real))));
-
 /* Pass-2 load of `rows` rows: out[i d + j] = x - mu_{y_i} (double), usum_{y_i} += (x - mu_G)/||x - mu_G||,
  * within[y_i] += ||x - mu_{y_i}||^2, *sq += ||x - mu_G||^2, count[y_i]++. The squared norms use NC_LANES
- * independent partial sums in GCC vector types (no reassociation, so every clone gives the same bits).
- * avail >= rows: rows of x readable from x on (for prefetching). */
-static CL_CLONES void CL_FN(nc_load_pass2)(const real *restrict x, int64_t rows, int64_t avail, int64_t d,
+ * independent partial sums in GCC vector types (no reassociation, so every clone gives the same bits). */
+static CL_CLONES void CL_FN(nc_load_pass2)(const real *restrict x, int64_t rows, int64_t d,
                                            const int32_t *labels, const double *restrict mu_g,
                                            const double *restrict mu, double *restrict out, double *restrict usum,
                                            double *restrict within, int64_t *restrict count, double *sq) {
@@ -58,18 +55,14 @@ static CL_CLONES void CL_FN(nc_load_pass2)(const real *restrict x, int64_t rows,
         const int64_t y = labels[i] - 1;
         const double *restrict my = mu + y * d;
         double *restrict o = out + i * d;
-        /* the features stream from memory; the gemm between chunks stalls the hardware prefetcher */
-        if (i + NC_PREFETCH_ROWS < avail)
-            for (int64_t j = 0; j < d; j += 64 / (int64_t)sizeof(real))
-                __builtin_prefetch(row + NC_PREFETCH_ROWS * d + j, 0, 0);
         nc_v8d ag = {0}, ar = {0};
         for (int64_t j = 0; j < dv; j += NC_LANES) {
-            CL_FN(nc_vreal) xv;
-            nc_v8d mg, mm;
-            memcpy(&xv, row + j, sizeof xv);
+            nc_v8d mg, mm, v;
             memcpy(&mg, mu_g + j, sizeof mg);
             memcpy(&mm, my + j, sizeof mm);
-            nc_v8d v = __builtin_convertvector(xv, nc_v8d);
+            /* element-wise: GCC makes one vcvtps2pd; __builtin_convertvector of a float vector split it in
+             * two halves plus shuffles */
+            for (int k = 0; k < NC_LANES; k++) v[k] = (double)row[j + k];
             nc_v8d g = v - mg, r = v - mm;
             memcpy(o + j, &r, sizeof r);
             ag += g * g;

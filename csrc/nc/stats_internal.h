@@ -14,7 +14,7 @@
 #endif
 
 #define NC_CHUNK_ELEMS ((int64_t)1 << 16) /* doubles per scratch buffer: 512 KB */
-#define NC_STACK_ROUND 4                  /* pass-2 gemm width rounded up to this with zero rows */
+#define NC_STACK_ROUND 4                  /* pass-2 product width rounded up to this with zero rows */
 #define NC_EIG_RTOL 1e-12                 /* Gram eigenvalues below this * largest are zero */
 #define NC_CDNV_RECOMPUTE 1e-2            /* recompute ||mu_c - mu_c'||^2 directly below this */
 
@@ -77,5 +77,12 @@ NC_INTERNAL collapse_status nc_set_classifier(const char *fn, collapse_nc_stats 
 /* After the end_pass1 fields are filled (by end_pass1 or by a load): the classifier rows and the
  * pass-2 product matrix. */
 NC_INTERNAL void nc_prepare_pass2(collapse_nc_stats *s);
+/* p[i ns + c] = r_i . s_c (rows x d times ns x d, row-major; ns a multiple of NC_STACK_ROUND), nc/stats_products.c.
+ * nc_products takes the fastest path the CPU has; every path gives the same bits (tests/test_nc_products.c). */
+enum { NC_PR_PORTABLE = 0, NC_PR_AVX2 = 1, NC_PR_AVX512 = 2 };
+NC_INTERNAL void nc_products(const double *r, int64_t rows, int64_t d, const double *s, int64_t ns, double *p);
+NC_INTERNAL int nc_products_have(int path);
+NC_INTERNAL void nc_products_path(int path, const double *r, int64_t rows, int64_t d, const double *s, int64_t ns,
+                                  double *p);
 
 #endif
