@@ -1,4 +1,5 @@
 /* Tensor creation, reference counting, views and element access. */
+#define _DEFAULT_SOURCE /* MADV_HUGEPAGE (Linux); the build asks only for POSIX otherwise */
 #include "core/tensor.h"
 
 #include <limits.h>
@@ -6,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static _Atomic int64_t bytes_in_use = 0;
 
@@ -40,6 +42,24 @@ static collapse_status check_shape(const char *fn, int ndim, const int64_t *shap
     return COLLAPSE_OK;
 }
 
+/* Large arrays ask the kernel for transparent huge pages (Debian's default THP mode is "madvise":
+ * only memory that asks gets them). A 2 MB page covers what 512 ordinary pages do, so streaming
+ * over features of 100 MB or more takes far fewer TLB misses (nc.measure on 60,000 x 512: about
+ * 4.5 % faster on this Intel machine, bench/README.md). Only the 2 MB-aligned interior of the
+ * block is advised; the advice is a hint, and any failure (no THP, another OS) leaves ordinary
+ * pages. Called before the pages are first touched, so faults allocate huge pages directly. */
+void cl_advise_huge_pages(void *p, size_t nbytes) {
+#ifdef MADV_HUGEPAGE
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    if (!p || nbytes < 2 * huge) return;
+    uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1), hi = ((uintptr_t)p + nbytes) & ~(huge - 1);
+    if (hi > lo) (void)madvise((void *)lo, (size_t)(hi - lo), MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)nbytes;
+#endif
+}
+
 static collapse_status storage_new(const char *fn, size_t nbytes, collapse_storage **out) {
     collapse_storage *s = malloc(sizeof *s);
     if (!s) return collapse_fail(COLLAPSE_ERR_NOMEM, "%s: out of memory", fn);
@@ -49,6 +69,7 @@ static collapse_status storage_new(const char *fn, size_t nbytes, collapse_stora
         free(s);
         return collapse_fail(COLLAPSE_ERR_NOMEM, "%s: out of memory allocating %zu bytes", fn, nbytes);
     }
+    cl_advise_huge_pages(s->data, nbytes);
     s->nbytes = nbytes;
     s->refcount = 1;
     atomic_fetch_add(&bytes_in_use, (int64_t)nbytes);

@@ -37,6 +37,8 @@ static inline int64_t shape_numel(int ndim, const int64_t *shape) {
 }
 
 /* Formats a shape as "[2 x 3]" into buf (for error messages). */
+/* Hint that a large block (>= 4 MB) be backed by transparent huge pages; no effect otherwise. */
+void cl_advise_huge_pages(void *p, size_t nbytes);
 const char *cl_shape_str(int ndim, const int64_t *shape, char *buf, size_t len);
 #define SHAPE_BUF 96
 

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
-#include "core/tensor.h" /* cl_shape_str, cl_splitmix64 */
+#include "core/tensor.h" /* cl_shape_str, cl_splitmix64, cl_advise_huge_pages */
 #include "collapse.h"
 
 /* Upper bound on the bytes of one array read or written (1 TiB). Sizes from headers beyond it are

@@ -298,6 +298,7 @@ static collapse_status npy_to_dtype(const char *path, const npy_layout *L, unsig
         free(raw);
         return collapse_fail(COLLAPSE_ERR_NOMEM, "npy: %s: cannot allocate %lld bytes", path, (long long)L->out_bytes);
     }
+    cl_advise_huge_pages(*data, (size_t)L->out_bytes);
     collapse_status s = collapse_io_convert("npy", path, raw, L->n, L->st, L->big, L->dtype, 0, 0, *data);
     free(raw);
     if (s != COLLAPSE_OK) {

@@ -85,6 +85,7 @@ collapse_status collapse_io_read_exact(io_reader *r, int64_t need, const char *w
     int64_t cap = need < IO_FIRST_CHUNK ? need : IO_FIRST_CHUNK;
     unsigned char *buf = malloc(cap > 0 ? (size_t)cap : 1);
     if (!buf) return collapse_fail(COLLAPSE_ERR_NOMEM, "%s: %s: cannot allocate %lld bytes", r->fn, r->path, (long long)cap);
+    cl_advise_huge_pages(buf, (size_t)cap);
     int64_t have = 0;
     while (have < need) {
         if (have == cap) {
@@ -97,6 +98,7 @@ collapse_status collapse_io_read_exact(io_reader *r, int64_t need, const char *w
             }
             buf = nb;
             cap = ncap;
+            cl_advise_huge_pages(buf, (size_t)cap); /* the array's data: see core/tensor.c */
         }
         size_t want = (size_t)(cap - have), got = 0;
         collapse_status s = collapse_io_reader_read(r, buf + have, want, &got);
