@@ -1,4 +1,6 @@
 /* Batch normalisation over the channels of NCHW input (PyTorch BatchNorm2d); statistics in double. */
+#include <string.h>
+
 #include "collapse.h"
 #include "core/args.h"
 #include "nn/nchw.h"
@@ -21,6 +23,12 @@ static collapse_status cl_bn2d_need_two(const int64_t *shape, const cl_bn2d_geom
                          "batchnorm2d: training needs at least 2 values per channel (N H W), got input %s",
                          cl_shape4_str(b, shape));
 }
+
+/* The reductions' lanes (batchnorm2d_impl.h): 16 doubles as two vectors of 8 (GCC / clang
+ * vector extensions; one AVX-512 register, two AVX2 or four SSE2 ones each). */
+#define CL_BN2D_LANES 16
+typedef double cl_v8d __attribute__((vector_size(64)));
+typedef float cl_v8f __attribute__((vector_size(32)));
 
 #define CL_DOUBLE 0
 #include "core/generic.h"
