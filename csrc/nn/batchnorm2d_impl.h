@@ -30,14 +30,28 @@ static inline double CL_FN(bn2d_total)(const cl_v8d *a, const cl_v8d *b, const d
     return t;
 }
 
-/* y = x a + b over the planes of channel c (y may be x). */
-CL_CLONES static void CL_FN(bn2d_affine)(const cl_bn2d_geom *g, int64_t c, const real *x, real *y, real a, real b) {
+/* y = x a + b over the planes of channel c (y may be x); with relu, then relu_forward's rule
+ * (v < 0 ? 0 : v, which keeps NaN) on each value. */
+CL_ALWAYS_INLINE static inline void CL_FN(bn2d_affine_loop)(const cl_bn2d_geom *g, int64_t c, const real *x, real *y,
+                                                           real a, real b, const int relu) {
     for (int64_t i = 0; i < g->n; i++) {
         const int64_t off = (i * g->c + c) * g->hw;
         const real *xr = x + off;
         real *yr = y + off;
-        for (int64_t k = 0; k < g->hw; k++) yr[k] = xr[k] * a + b;
+        for (int64_t k = 0; k < g->hw; k++) {
+            const real v = xr[k] * a + b;
+            yr[k] = relu && v < 0 ? (real)0 : v;
+        }
     }
+}
+
+CL_CLONES static void CL_FN(bn2d_affine)(const cl_bn2d_geom *g, int64_t c, const real *x, real *y, real a, real b) {
+    CL_FN(bn2d_affine_loop)(g, c, x, y, a, b, 0);
+}
+
+CL_CLONES static void CL_FN(bn2d_affine_relu)(const cl_bn2d_geom *g, int64_t c, const real *x, real *y, real a,
+                                              real b) {
+    CL_FN(bn2d_affine_loop)(g, c, x, y, a, b, 1);
 }
 
 /* sum of the channel's values */
@@ -83,9 +97,28 @@ CL_CLONES static double CL_FN(bn2d_sumsq)(const cl_bn2d_geom *g, int64_t c, cons
     return CL_FN(bn2d_total)(&a, &b, tail);
 }
 
-/* *sdy = sum gy, *dot = sum (x - mu) gy over the channel (dot only when x != NULL) */
-CL_CLONES static void CL_FN(bn2d_grad_sums)(const cl_bn2d_geom *g, int64_t c, const real *x, const real *gy,
-                                            double mu, double *sdy, double *dot) {
+/* Block k.. of 16 gradient values as doubles; with a fused ReLU's output y, first masked as
+ * relu_backward does (y <= 0 ? 0 : gy), so the values are those of the two kernels in turn. */
+CL_ALWAYS_INLINE static inline void CL_FN(bn2d_load_grad)(cl_v8d *ga, cl_v8d *gb, const real *gr, const real *yr) {
+    if (!yr) {
+        CL_FN(bn2d_load8)(ga, gr);
+        CL_FN(bn2d_load8)(gb, gr + 8);
+        return;
+    }
+    real m[CL_BN2D_LANES];
+    for (int j = 0; j < CL_BN2D_LANES; j++) {
+        const real v = gr[j];
+        m[j] = yr[j] <= 0 ? (real)0 : v;
+    }
+    CL_FN(bn2d_load8)(ga, m);
+    CL_FN(bn2d_load8)(gb, m + 8);
+}
+
+/* *sdy = sum g, *dot = sum (x - mu) g over the channel, g = gy or, when y != NULL, gy masked by
+ * the fused ReLU's output y (dot only when x != NULL) */
+CL_ALWAYS_INLINE static inline void CL_FN(bn2d_grad_sums_loop)(const cl_bn2d_geom *g, int64_t c, const real *x,
+                                                              const real *y, const real *gy, double mu,
+                                                              double *sdy, double *dot) {
     *dot = 0;
     if (!x) {
         *sdy = CL_FN(bn2d_sum)(g, c, gy);
@@ -95,12 +128,11 @@ CL_CLONES static void CL_FN(bn2d_grad_sums)(const cl_bn2d_geom *g, int64_t c, co
     double st[CL_BN2D_LANES] = {0}, dt[CL_BN2D_LANES] = {0};
     for (int64_t i = 0; i < g->n; i++) {
         const int64_t off = (i * g->c + c) * g->hw;
-        const real *xr = x + off, *gr = gy + off;
+        const real *xr = x + off, *gr = gy + off, *yr = y ? y + off : NULL;
         int64_t k = 0;
         for (; k + CL_BN2D_LANES <= g->hw; k += CL_BN2D_LANES) {
             cl_v8d ga, gb, xa, xb;
-            CL_FN(bn2d_load8)(&ga, gr + k);
-            CL_FN(bn2d_load8)(&gb, gr + k + 8);
+            CL_FN(bn2d_load_grad)(&ga, &gb, gr + k, yr ? yr + k : NULL);
             CL_FN(bn2d_load8)(&xa, xr + k);
             CL_FN(bn2d_load8)(&xb, xr + k + 8);
             sa += ga;
@@ -109,31 +141,58 @@ CL_CLONES static void CL_FN(bn2d_grad_sums)(const cl_bn2d_geom *g, int64_t c, co
             db += (xb - mu) * gb;
         }
         for (int j = 0; k < g->hw; k++, j++) {
-            st[j] += gr[k];
-            dt[j] += ((double)xr[k] - mu) * gr[k];
+            const real gv = yr && yr[k] <= 0 ? (real)0 : gr[k];
+            st[j] += gv;
+            dt[j] += ((double)xr[k] - mu) * gv;
         }
     }
     *sdy = CL_FN(bn2d_total)(&sa, &sb, st);
     *dot = CL_FN(bn2d_total)(&da, &db, dt);
 }
 
-/* gx = (gy - c0 - (x - mu) c1) c2 over the channel (gx may be gy). */
-CL_CLONES static void CL_FN(bn2d_grad_input)(const cl_bn2d_geom *g, int64_t c, const real *x, const real *gy,
-                                             real *gx, real mu, real c0, real c1, real c2) {
+CL_CLONES static void CL_FN(bn2d_grad_sums)(const cl_bn2d_geom *g, int64_t c, const real *x, const real *gy,
+                                            double mu, double *sdy, double *dot) {
+    CL_FN(bn2d_grad_sums_loop)(g, c, x, NULL, gy, mu, sdy, dot);
+}
+
+CL_CLONES static void CL_FN(bn2d_grad_sums_relu)(const cl_bn2d_geom *g, int64_t c, const real *x, const real *y,
+                                                 const real *gy, double mu, double *sdy, double *dot) {
+    CL_FN(bn2d_grad_sums_loop)(g, c, x, y, gy, mu, sdy, dot);
+}
+
+/* gx = (g - c0 - (x - mu) c1) c2 over the channel, g = gy or gy masked by y as above (gx may be
+ * gy or y: each value is read before it is written). */
+CL_ALWAYS_INLINE static inline void CL_FN(bn2d_grad_input_loop)(const cl_bn2d_geom *g, int64_t c, const real *x,
+                                                               const real *y, const real *gy, real *gx, real mu,
+                                                               real c0, real c1, real c2) {
     for (int64_t i = 0; i < g->n; i++) {
         const int64_t off = (i * g->c + c) * g->hw;
         const real *restrict xr = x + off;
-        const real *gr = gy + off;
+        const real *gr = gy + off, *yr = y ? y + off : NULL;
         real *gxr = gx + off;
-        for (int64_t k = 0; k < g->hw; k++) gxr[k] = (gr[k] - c0 - (xr[k] - mu) * c1) * c2;
+        for (int64_t k = 0; k < g->hw; k++) {
+            const real v = gr[k]; /* unconditional load: the select vectorises */
+            const real gv = yr && yr[k] <= 0 ? (real)0 : v;
+            gxr[k] = (gv - c0 - (xr[k] - mu) * c1) * c2;
+        }
     }
 }
 
-collapse_status CL_FN(collapse_batchnorm2d_forward_train)(const int64_t input_shape[4], const real *x, real *y,
-                                                          const real *gamma, const real *beta, real *running_mean,
-                                                          real *running_var, real *save_mean, real *save_invstd,
-                                                          double momentum, double eps) {
-    static const char fn[] = "batchnorm2d_forward_train";
+CL_CLONES static void CL_FN(bn2d_grad_input)(const cl_bn2d_geom *g, int64_t c, const real *x, const real *gy,
+                                             real *gx, real mu, real c0, real c1, real c2) {
+    CL_FN(bn2d_grad_input_loop)(g, c, x, NULL, gy, gx, mu, c0, c1, c2);
+}
+
+CL_CLONES static void CL_FN(bn2d_grad_input_relu)(const cl_bn2d_geom *g, int64_t c, const real *x, const real *y,
+                                                  const real *gy, real *gx, real mu, real c0, real c1, real c2) {
+    CL_FN(bn2d_grad_input_loop)(g, c, x, y, gy, gx, mu, c0, c1, c2);
+}
+
+/* the train forward; relu: y = relu(bn(x)) (the fused pair) */
+static collapse_status CL_FN(bn2d_forward_train)(const char *fn, const int64_t input_shape[4], const real *x,
+                                                 real *y, const real *gamma, const real *beta, real *running_mean,
+                                                 real *running_var, real *save_mean, real *save_invstd,
+                                                 double momentum, double eps, int relu) {
     cl_bn2d_geom g;
     COLLAPSE_TRY(cl_bn2d_geometry(fn, input_shape, &g));
     COLLAPSE_TRY(cl_bn2d_need_two(input_shape, &g));
@@ -155,9 +214,26 @@ collapse_status CL_FN(collapse_batchnorm2d_forward_train)(const int64_t input_sh
         if (running_var) running_var[c] = (real)(momentum * (ss * inv_m1) + (1 - momentum) * running_var[c]);
         const double a = gamma ? invstd * gamma[c] : invstd;
         const double b = (beta ? (double)beta[c] : 0.0) - mu * a;
-        CL_FN(bn2d_affine)(&g, c, x, y, (real)a, (real)b);
+        (relu ? CL_FN(bn2d_affine_relu) : CL_FN(bn2d_affine))(&g, c, x, y, (real)a, (real)b);
     }
     return COLLAPSE_OK;
+}
+
+collapse_status CL_FN(collapse_batchnorm2d_forward_train)(const int64_t input_shape[4], const real *x, real *y,
+                                                          const real *gamma, const real *beta, real *running_mean,
+                                                          real *running_var, real *save_mean, real *save_invstd,
+                                                          double momentum, double eps) {
+    return CL_FN(bn2d_forward_train)("batchnorm2d_forward_train", input_shape, x, y, gamma, beta, running_mean,
+                                     running_var, save_mean, save_invstd, momentum, eps, 0);
+}
+
+collapse_status CL_FN(collapse_batchnorm2d_relu_forward_train)(const int64_t input_shape[4], const real *x, real *y,
+                                                               const real *gamma, const real *beta,
+                                                               real *running_mean, real *running_var,
+                                                               real *save_mean, real *save_invstd, double momentum,
+                                                               double eps) {
+    return CL_FN(bn2d_forward_train)("batchnorm2d_relu_forward_train", input_shape, x, y, gamma, beta, running_mean,
+                                     running_var, save_mean, save_invstd, momentum, eps, 1);
 }
 
 collapse_status CL_FN(collapse_batchnorm2d_forward_eval)(const int64_t input_shape[4], const real *x, real *y,
@@ -181,16 +257,17 @@ collapse_status CL_FN(collapse_batchnorm2d_forward_eval)(const int64_t input_sha
     return COLLAPSE_OK;
 }
 
-collapse_status CL_FN(collapse_batchnorm2d_backward_train)(const int64_t input_shape[4], const real *x,
-                                                           const real *grad_output, real *grad_input,
-                                                           const real *gamma, real *grad_gamma, real *grad_beta,
-                                                           const real *save_mean, const real *save_invstd) {
-    static const char fn[] = "batchnorm2d_backward_train";
+/* the train backward; relu: the fused pair's, grad_output is the gradient at relu's output y */
+static collapse_status CL_FN(bn2d_backward_train)(const char *fn, const int64_t input_shape[4], const real *x,
+                                                  const real *y, int relu, const real *grad_output, real *grad_input,
+                                                  const real *gamma, real *grad_gamma, real *grad_beta,
+                                                  const real *save_mean, const real *save_invstd) {
     cl_bn2d_geom g;
     COLLAPSE_TRY(cl_bn2d_geometry(fn, input_shape, &g));
     COLLAPSE_TRY(cl_bn2d_need_two(input_shape, &g));
     COLLAPSE_TRY(cl_need_ptr4(fn, "x", x, input_shape));
     COLLAPSE_TRY(cl_need_ptr4(fn, "grad_output", grad_output, input_shape));
+    if (relu) COLLAPSE_TRY(cl_need_ptr4(fn, "y", y, input_shape));
     COLLAPSE_TRY(cl_need_ptr(fn, "save_mean", save_mean, g.c, 0));
     COLLAPSE_TRY(cl_need_ptr(fn, "save_invstd", save_invstd, g.c, 0));
     const double inv_m = 1.0 / (double)g.m;
@@ -198,16 +275,35 @@ collapse_status CL_FN(collapse_batchnorm2d_backward_train)(const int64_t input_s
         const real mu = save_mean[c];
         const double invstd = save_invstd[c];
         double sdy, dot;
-        CL_FN(bn2d_grad_sums)(&g, c, x, grad_output, mu, &sdy, &dot);
+        if (y) CL_FN(bn2d_grad_sums_relu)(&g, c, x, y, grad_output, mu, &sdy, &dot);
+        else CL_FN(bn2d_grad_sums)(&g, c, x, grad_output, mu, &sdy, &dot);
         if (grad_beta) grad_beta[c] = (real)(grad_beta[c] + sdy);
         if (grad_gamma) grad_gamma[c] = (real)(grad_gamma[c] + dot * invstd);
         if (!grad_input) continue;
         /* gx = (gy - mean(gy) - (x - mean) dot invstd^2 / m) invstd gamma  (PyTorch's order) */
         const real c0 = (real)(sdy * inv_m), c1 = (real)(dot * invstd * invstd * inv_m),
                    c2 = (real)(gamma ? invstd * gamma[c] : invstd);
-        CL_FN(bn2d_grad_input)(&g, c, x, grad_output, grad_input, mu, c0, c1, c2);
+        if (y) CL_FN(bn2d_grad_input_relu)(&g, c, x, y, grad_output, grad_input, mu, c0, c1, c2);
+        else CL_FN(bn2d_grad_input)(&g, c, x, grad_output, grad_input, mu, c0, c1, c2);
     }
     return COLLAPSE_OK;
+}
+
+collapse_status CL_FN(collapse_batchnorm2d_backward_train)(const int64_t input_shape[4], const real *x,
+                                                           const real *grad_output, real *grad_input,
+                                                           const real *gamma, real *grad_gamma, real *grad_beta,
+                                                           const real *save_mean, const real *save_invstd) {
+    return CL_FN(bn2d_backward_train)("batchnorm2d_backward_train", input_shape, x, NULL, 0, grad_output, grad_input,
+                                      gamma, grad_gamma, grad_beta, save_mean, save_invstd);
+}
+
+collapse_status CL_FN(collapse_batchnorm2d_relu_backward_train)(const int64_t input_shape[4], const real *x,
+                                                                const real *y, const real *grad_output,
+                                                                real *grad_input, const real *gamma,
+                                                                real *grad_gamma, real *grad_beta,
+                                                                const real *save_mean, const real *save_invstd) {
+    return CL_FN(bn2d_backward_train)("batchnorm2d_relu_backward_train", input_shape, x, y, 1, grad_output,
+                                      grad_input, gamma, grad_gamma, grad_beta, save_mean, save_invstd);
 }
 
 collapse_status CL_FN(collapse_batchnorm2d_backward_eval)(const int64_t input_shape[4], const real *x,
