@@ -27,8 +27,14 @@ static collapse_status cl_bn2d_need_two(const int64_t *shape, const cl_bn2d_geom
 /* The reductions' lanes (batchnorm2d_impl.h): 16 doubles as two vectors of 8 (GCC / clang
  * vector extensions; one AVX-512 register, two AVX2 or four SSE2 ones each). */
 #define CL_BN2D_LANES 16
+/* the first pass over a channel prefetches the plane about this many values ahead (1024 was
+ * 10-20 % faster than none or 4096 on cold [128 x C x H x W] float32 arrays here) */
+#define CL_BN2D_AHEAD 1024
+
 typedef double cl_v8d __attribute__((vector_size(64)));
 typedef float cl_v8f __attribute__((vector_size(32)));
+typedef int64_t cl_v8l __attribute__((vector_size(64))); /* the masks of compares of cl_v8d */
+typedef int32_t cl_v8i __attribute__((vector_size(32))); /* and of cl_v8f */
 
 #define CL_DOUBLE 0
 #include "core/generic.h"

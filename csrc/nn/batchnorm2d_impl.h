@@ -30,6 +30,19 @@ static inline double CL_FN(bn2d_total)(const cl_v8d *a, const cl_v8d *b, const d
     return t;
 }
 
+/* The first pass over a channel reads its n planes from memory, one hw-value plane every C hw
+ * values: hardware prefetchers do not follow that stride across pages, so each pass asks for
+ * the same cache line of the plane about CL_BN2D_AHEAD values ahead (at least the next one).
+ * Prefetches never fault; the address is formed as an integer as it may lie past the array. */
+CL_ALWAYS_INLINE static inline void CL_FN(bn2d_prefetch)(const real *p, int64_t ahead) {
+    __builtin_prefetch((const void *)((uintptr_t)p + (uintptr_t)ahead * sizeof(real)), 0, 3);
+}
+
+static inline int64_t CL_FN(bn2d_ahead)(const cl_bn2d_geom *g) {
+    const int64_t planes = g->hw >= CL_BN2D_AHEAD ? 1 : CL_BN2D_AHEAD / g->hw;
+    return planes * g->c * g->hw;
+}
+
 /* y = x a + b over the planes of channel c (y may be x); with relu, then relu_forward's rule
  * (v < 0 ? 0 : v, which keeps NaN) on each value. */
 CL_ALWAYS_INLINE static inline void CL_FN(bn2d_affine_loop)(const cl_bn2d_geom *g, int64_t c, const real *x, real *y,
@@ -58,10 +71,12 @@ CL_CLONES static void CL_FN(bn2d_affine_relu)(const cl_bn2d_geom *g, int64_t c, 
 CL_CLONES static double CL_FN(bn2d_sum)(const cl_bn2d_geom *g, int64_t c, const real *x) {
     cl_v8d a = {0}, b = {0};
     double tail[CL_BN2D_LANES] = {0};
+    const int64_t ahead = CL_FN(bn2d_ahead)(g);
     for (int64_t i = 0; i < g->n; i++) {
         const real *xr = x + (i * g->c + c) * g->hw;
         int64_t k = 0;
         for (; k + CL_BN2D_LANES <= g->hw; k += CL_BN2D_LANES) {
+            CL_FN(bn2d_prefetch)(xr + k, ahead);
             cl_v8d va, vb;
             CL_FN(bn2d_load8)(&va, xr + k);
             CL_FN(bn2d_load8)(&vb, xr + k + 8);
@@ -97,21 +112,31 @@ CL_CLONES static double CL_FN(bn2d_sumsq)(const cl_bn2d_geom *g, int64_t c, cons
     return CL_FN(bn2d_total)(&a, &b, tail);
 }
 
-/* Block k.. of 16 gradient values as doubles; with a fused ReLU's output y, first masked as
- * relu_backward does (y <= 0 ? 0 : gy), so the values are those of the two kernels in turn. */
-CL_ALWAYS_INLINE static inline void CL_FN(bn2d_load_grad)(cl_v8d *ga, cl_v8d *gb, const real *gr, const real *yr) {
+/* 8 gradient values as doubles, masked first as relu_backward does (y <= 0 ? 0 : gy; NaN y
+ * keeps gy) when yr != NULL: the same values as the two kernels in turn. The mask is a vector
+ * compare and AND (a +0.0 where masked), so the loop stays vectorised. */
+CL_ALWAYS_INLINE static inline void CL_FN(bn2d_load_grad8)(cl_v8d *v, const real *gr, const real *yr) {
     if (!yr) {
-        CL_FN(bn2d_load8)(ga, gr);
-        CL_FN(bn2d_load8)(gb, gr + 8);
+        CL_FN(bn2d_load8)(v, gr);
         return;
     }
-    real m[CL_BN2D_LANES];
-    for (int j = 0; j < CL_BN2D_LANES; j++) {
-        const real v = gr[j];
-        m[j] = yr[j] <= 0 ? (real)0 : v;
-    }
-    CL_FN(bn2d_load8)(ga, m);
-    CL_FN(bn2d_load8)(gb, m + 8);
+#if CL_DOUBLE
+    cl_v8d g, y;
+    memcpy(&g, gr, sizeof g);
+    memcpy(&y, yr, sizeof y);
+    *v = (cl_v8d)((cl_v8l)g & ~(y <= 0));
+#else
+    cl_v8f g, y;
+    memcpy(&g, gr, sizeof g);
+    memcpy(&y, yr, sizeof y);
+    *v = __builtin_convertvector((cl_v8f)((cl_v8i)g & ~(y <= 0)), cl_v8d);
+#endif
+}
+
+/* the two halves of a 16-value block */
+CL_ALWAYS_INLINE static inline void CL_FN(bn2d_load_grad)(cl_v8d *ga, cl_v8d *gb, const real *gr, const real *yr) {
+    CL_FN(bn2d_load_grad8)(ga, gr, yr);
+    CL_FN(bn2d_load_grad8)(gb, gr + 8, yr ? yr + 8 : NULL);
 }
 
 /* *sdy = sum g, *dot = sum (x - mu) g over the channel, g = gy or, when y != NULL, gy masked by
@@ -126,11 +151,15 @@ CL_ALWAYS_INLINE static inline void CL_FN(bn2d_grad_sums_loop)(const cl_bn2d_geo
     }
     cl_v8d sa = {0}, sb = {0}, da = {0}, db = {0};
     double st[CL_BN2D_LANES] = {0}, dt[CL_BN2D_LANES] = {0};
+    const int64_t ahead = CL_FN(bn2d_ahead)(g);
     for (int64_t i = 0; i < g->n; i++) {
         const int64_t off = (i * g->c + c) * g->hw;
         const real *xr = x + off, *gr = gy + off, *yr = y ? y + off : NULL;
         int64_t k = 0;
         for (; k + CL_BN2D_LANES <= g->hw; k += CL_BN2D_LANES) {
+            CL_FN(bn2d_prefetch)(xr + k, ahead);
+            CL_FN(bn2d_prefetch)(gr + k, ahead);
+            if (yr) CL_FN(bn2d_prefetch)(yr + k, ahead);
             cl_v8d ga, gb, xa, xb;
             CL_FN(bn2d_load_grad)(&ga, &gb, gr + k, yr ? yr + k : NULL);
             CL_FN(bn2d_load8)(&xa, xr + k);
