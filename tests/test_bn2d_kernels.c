@@ -1,6 +1,7 @@
 /* C unit tests of the BatchNorm2d train kernels' fast paths (csrc/nn/batchnorm2d_impl.h):
  * - the lane reductions against an independent long-double reference (mean, biased variance,
- *   running variance, the gradient sums), over plane sizes with and without a tail (hw mod 16);
+ *   running variance, the gradient sums), over plane sizes with and without a tail (hw mod 16),
+ *   on both sides of the plane size where the backward switches to passes in memory order;
  * - the fused BatchNorm2d + ReLU kernels bit-identical to batchnorm2d then relu (forward) and
  *   relu_backward then batchnorm2d (backward), float and double, in place (gx == gy) too;
  * - a float64 finite-difference check of the fused backward;
@@ -172,6 +173,9 @@ int main(void) {
     reductions_against_long_double(16, 5, 5, 5);  /* hw = 25: 16 + a tail of 9 */
     reductions_against_long_double(64, 2, 3, 3);  /* hw = 9: tail only */
     reductions_against_long_double(40, 4, 1, 1);  /* hw = 1 */
+    /* the backward walks channel by channel from hw = 256 (CL_BN2D_STREAM_HW), in memory order below */
+    reductions_against_long_double(6, 3, 16, 16);
+    reductions_against_long_double(6, 3, 15, 17);
     fused_equal_f32(4, 3, 8, 8, 1);
     fused_equal_f32(5, 4, 7, 7, 0);
     fused_equal_f32(3, 2, 4, 4, 1);

@@ -286,6 +286,113 @@ collapse_status CL_FN(collapse_batchnorm2d_forward_eval)(const int64_t input_sha
     return COLLAPSE_OK;
 }
 
+/* Small planes (hw < CL_BN2D_STREAM_HW): the backward's two passes go over the whole arrays in
+ * memory order (sample by sample, every channel's plane in turn) instead of channel by channel,
+ * whose reads of one or a few cache lines per page the prefetchers cannot follow (3x slower at
+ * 4 x 4 here). Each channel keeps its own lanes (acc[c]), filled in the order of
+ * bn2d_grad_sums_loop, so the sums and gradients are bit-identical to the channel-wise passes. */
+CL_ALWAYS_INLINE static inline void CL_FN(bn2d_grad_sums_all_loop)(const cl_bn2d_geom *g, const real *x, const real *y,
+                                                                  const real *gy, const real *mu,
+                                                                  cl_bn2d_acc *acc) {
+    for (int64_t i = 0; i < g->n; i++)
+        for (int64_t c = 0; c < g->c; c++) {
+            const int64_t off = (i * g->c + c) * g->hw;
+            const real *xr = x + off, *gr = gy + off, *yr = y ? y + off : NULL;
+            cl_bn2d_acc *a = acc + c;
+            const double m = mu[c]; /* the float mean, as the channel-wise pass uses it */
+            int64_t k = 0;
+            for (; k + CL_BN2D_LANES <= g->hw; k += CL_BN2D_LANES) {
+                cl_v8d ga, gb, xa, xb;
+                CL_FN(bn2d_load_grad)(&ga, &gb, gr + k, yr ? yr + k : NULL);
+                CL_FN(bn2d_load8)(&xa, xr + k);
+                CL_FN(bn2d_load8)(&xb, xr + k + 8);
+                a->sa += ga;
+                a->sb += gb;
+                a->da += (xa - m) * ga;
+                a->db += (xb - m) * gb;
+            }
+            for (int j = 0; k < g->hw; k++, j++) {
+                const real gv = yr && yr[k] <= 0 ? (real)0 : gr[k];
+                a->st[j] += gv;
+                a->dt[j] += ((double)xr[k] - m) * gv;
+            }
+        }
+}
+
+CL_CLONES static void CL_FN(bn2d_grad_sums_all)(const cl_bn2d_geom *g, const real *x, const real *gy,
+                                                const real *mu, cl_bn2d_acc *acc) {
+    CL_FN(bn2d_grad_sums_all_loop)(g, x, NULL, gy, mu, acc);
+}
+
+CL_CLONES static void CL_FN(bn2d_grad_sums_all_relu)(const cl_bn2d_geom *g, const real *x, const real *y,
+                                                     const real *gy, const real *mu, cl_bn2d_acc *acc) {
+    CL_FN(bn2d_grad_sums_all_loop)(g, x, y, gy, mu, acc);
+}
+
+/* gx over the whole arrays in memory order; kc[4 c ..] = mu, c0, c1, c2 of channel c */
+CL_ALWAYS_INLINE static inline void CL_FN(bn2d_grad_input_all_loop)(const cl_bn2d_geom *g, const real *x,
+                                                                   const real *y, const real *gy, real *gx,
+                                                                   const real *kc) {
+    for (int64_t i = 0; i < g->n; i++)
+        for (int64_t c = 0; c < g->c; c++) {
+            const int64_t off = (i * g->c + c) * g->hw;
+            const real *restrict xr = x + off;
+            const real *gr = gy + off, *yr = y ? y + off : NULL;
+            real *gxr = gx + off;
+            const real mu = kc[4 * c], c0 = kc[4 * c + 1], c1 = kc[4 * c + 2], c2 = kc[4 * c + 3];
+            for (int64_t k = 0; k < g->hw; k++) {
+                const real v = gr[k];
+                const real gv = yr && yr[k] <= 0 ? (real)0 : v;
+                gxr[k] = (gv - c0 - (xr[k] - mu) * c1) * c2;
+            }
+        }
+}
+
+CL_CLONES static void CL_FN(bn2d_grad_input_all)(const cl_bn2d_geom *g, const real *x, const real *gy, real *gx,
+                                                 const real *kc) {
+    CL_FN(bn2d_grad_input_all_loop)(g, x, NULL, gy, gx, kc);
+}
+
+CL_CLONES static void CL_FN(bn2d_grad_input_all_relu)(const cl_bn2d_geom *g, const real *x, const real *y,
+                                                      const real *gy, real *gx, const real *kc) {
+    CL_FN(bn2d_grad_input_all_loop)(g, x, y, gy, gx, kc);
+}
+
+/* The train backward over small planes: both passes in memory order (above). y: the fused ReLU's
+ * output or NULL. The per-channel lanes and constants take C (384 + 4 sizeof(real)) bytes. */
+static collapse_status CL_FN(bn2d_backward_stream)(const char *fn, const cl_bn2d_geom *g, const real *x,
+                                                   const real *y, const real *grad_output, real *grad_input,
+                                                   const real *gamma, real *grad_gamma, real *grad_beta,
+                                                   const real *save_mean, const real *save_invstd) {
+    const size_t acc_bytes = (size_t)g->c * sizeof(cl_bn2d_acc);
+    const size_t bytes = (acc_bytes + (size_t)(4 * g->c) * sizeof(real) + 63) / 64 * 64; /* aligned_alloc's rule */
+    cl_bn2d_acc *acc = aligned_alloc(64, bytes);
+    if (!acc) return collapse_fail(COLLAPSE_ERR_NOMEM, "%s: out of memory for %lld channel sums", fn, (long long)g->c);
+    memset(acc, 0, acc_bytes);
+    real *kc = (real *)(void *)((char *)acc + acc_bytes);
+    if (y) CL_FN(bn2d_grad_sums_all_relu)(g, x, y, grad_output, save_mean, acc);
+    else CL_FN(bn2d_grad_sums_all)(g, x, grad_output, save_mean, acc);
+    const double inv_m = 1.0 / (double)g->m;
+    for (int64_t c = 0; c < g->c; c++) {
+        const double invstd = save_invstd[c];
+        const double sdy = CL_FN(bn2d_total)(&acc[c].sa, &acc[c].sb, acc[c].st);
+        const double dot = CL_FN(bn2d_total)(&acc[c].da, &acc[c].db, acc[c].dt);
+        if (grad_beta) grad_beta[c] = (real)(grad_beta[c] + sdy);
+        if (grad_gamma) grad_gamma[c] = (real)(grad_gamma[c] + dot * invstd);
+        /* the constants of the channel-wise pass, rounded alike */
+        kc[4 * c] = save_mean[c];
+        kc[4 * c + 1] = (real)(sdy * inv_m);
+        kc[4 * c + 2] = (real)(dot * invstd * invstd * inv_m);
+        kc[4 * c + 3] = (real)(gamma ? invstd * gamma[c] : invstd);
+    }
+    if (grad_input) {
+        if (y) CL_FN(bn2d_grad_input_all_relu)(g, x, y, grad_output, grad_input, kc);
+        else CL_FN(bn2d_grad_input_all)(g, x, grad_output, grad_input, kc);
+    }
+    free(acc);
+    return COLLAPSE_OK;
+}
+
 /* the train backward; relu: the fused pair's, grad_output is the gradient at relu's output y */
 static collapse_status CL_FN(bn2d_backward_train)(const char *fn, const int64_t input_shape[4], const real *x,
                                                   const real *y, int relu, const real *grad_output, real *grad_input,
@@ -300,6 +407,9 @@ static collapse_status CL_FN(bn2d_backward_train)(const char *fn, const int64_t 
     COLLAPSE_TRY(cl_need_ptr(fn, "save_mean", save_mean, g.c, 0));
     COLLAPSE_TRY(cl_need_ptr(fn, "save_invstd", save_invstd, g.c, 0));
     const double inv_m = 1.0 / (double)g.m;
+    if (g.hw < CL_BN2D_STREAM_HW)
+        return CL_FN(bn2d_backward_stream)(fn, &g, x, y, grad_output, grad_input, gamma, grad_gamma, grad_beta,
+                                           save_mean, save_invstd);
     for (int64_t c = 0; c < g.c; c++) {
         const real mu = save_mean[c];
         const double invstd = save_invstd[c];
