@@ -217,8 +217,9 @@ COLLAPSE_API collapse_status collapse_linear_backward(const collapse_tensor *x, 
  * [N x C x H x W] (batchnorm2d, per channel over N H W). gamma, beta [f] or NULL (affine off);
  * running_mean/var [f], NULL allowed in train mode (track_running_stats off), required in eval.
  * Train mode resizes save_mean/save_invstd to [f] (the backward's buffers; ignored in eval). y may
- * be x. The fused batchnorm_relu pair is train mode only: y = relu(bn(x)); its backward takes that
- * y and the gradient at it. gx may be gy; gx NULL = not needed; ggamma/gbeta += (or NULL). */
+ * be x. The fused batchnorm_relu pair is train mode only: y = relu(bn(x)) for x [n x f] or
+ * [N x C x H x W] (then per channel, as batchnorm2d); its backward takes that y and the gradient
+ * at it. gx may be gy; gx NULL = not needed; ggamma/gbeta += (or NULL). */
 COLLAPSE_API collapse_status collapse_batchnorm_forward(const collapse_tensor *x, collapse_tensor *y,
                                                         const collapse_tensor *gamma, const collapse_tensor *beta,
                                                         collapse_tensor *running_mean, collapse_tensor *running_var,
@@ -796,6 +797,28 @@ COLLAPSE_API collapse_status collapse_batchnorm2d_backward_train_f64(const int64
                                                                      const double *gamma, double *grad_gamma,
                                                                      double *grad_beta, const double *save_mean,
                                                                      const double *save_invstd);
+/* BatchNorm2d (train) followed by ReLU in one kernel, as batchnorm_relu_*_train for [n x f]:
+ * y = relu(batchnorm2d_forward_train(x)); the backward takes that y and the gradient at it (gx,
+ * ggamma, gbeta as batchnorm2d_backward_train of relu_backward(y, grad_output)). The same values
+ * as the kernels in turn; grad_input may equal grad_output. */
+COLLAPSE_API collapse_status collapse_batchnorm2d_relu_forward_train_f32(const int64_t input_shape[4],
+                                                                         const float *x, float *y,
+                                                                         const float *gamma, const float *beta,
+                                                                         float *running_mean, float *running_var,
+                                                                         float *save_mean, float *save_invstd,
+                                                                         double momentum, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm2d_relu_forward_train_f64(const int64_t input_shape[4],
+                                                                         const double *x, double *y,
+                                                                         const double *gamma, const double *beta,
+                                                                         double *running_mean, double *running_var,
+                                                                         double *save_mean, double *save_invstd,
+                                                                         double momentum, double eps);
+COLLAPSE_API collapse_status collapse_batchnorm2d_relu_backward_train_f32(
+    const int64_t input_shape[4], const float *x, const float *y, const float *grad_output, float *grad_input,
+    const float *gamma, float *grad_gamma, float *grad_beta, const float *save_mean, const float *save_invstd);
+COLLAPSE_API collapse_status collapse_batchnorm2d_relu_backward_train_f64(
+    const int64_t input_shape[4], const double *x, const double *y, const double *grad_output, double *grad_input,
+    const double *gamma, double *grad_gamma, double *grad_beta, const double *save_mean, const double *save_invstd);
 /* x and running_mean are needed only for grad_gamma. */
 COLLAPSE_API collapse_status collapse_batchnorm2d_backward_eval_f32(const int64_t input_shape[4], const float *x,
                                                                     const float *grad_output, float *grad_input,

@@ -1,4 +1,7 @@
 /* Batch normalisation over the channels of NCHW input (PyTorch BatchNorm2d); statistics in double. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "collapse.h"
 #include "core/args.h"
 #include "nn/nchw.h"
@@ -21,6 +24,24 @@ static collapse_status cl_bn2d_need_two(const int64_t *shape, const cl_bn2d_geom
                          "batchnorm2d: training needs at least 2 values per channel (N H W), got input %s",
                          cl_shape4_str(b, shape));
 }
+
+/* The reductions' lanes (batchnorm2d_impl.h): 16 doubles as two vectors of 8 (GCC / clang
+ * vector extensions; one AVX-512 register, two AVX2 or four SSE2 ones each). */
+#define CL_BN2D_LANES 16
+/* the first pass over a channel prefetches the plane about this many values ahead (1024 was
+ * 10-20 % faster than none or 4096 on cold [128 x C x H x W] float32 arrays here) */
+#define CL_BN2D_AHEAD 1024
+/* planes smaller than this many values: the train backward walks the arrays in memory order
+ * (batchnorm2d_impl.h, bn2d_backward_stream; 2-3x faster at 4 x 4 and 8 x 8, no gain at 32 x 32,
+ * where the channel-wise passes reuse each channel from L2) */
+#define CL_BN2D_STREAM_HW 256
+
+typedef double cl_v8d __attribute__((vector_size(64)));
+typedef float cl_v8f __attribute__((vector_size(32)));
+typedef int64_t cl_v8l __attribute__((vector_size(64))); /* the masks of compares of cl_v8d */
+typedef int32_t cl_v8i __attribute__((vector_size(32))); /* and of cl_v8f */
+/* one channel's lanes of the two gradient sums (sum g, sum (x - mu) g): vectors and tail lanes */
+typedef struct cl_bn2d_acc { cl_v8d sa, sb, da, db; double st[CL_BN2D_LANES], dt[CL_BN2D_LANES]; } cl_bn2d_acc;
 
 #define CL_DOUBLE 0
 #include "core/generic.h"

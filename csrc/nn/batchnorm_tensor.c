@@ -28,6 +28,10 @@ static collapse_status bn_vector(const char *fn, const char *name, const collaps
     return cl_arg_input(fn, name, t, g->dt, 1, (const int64_t[]){g->f}, optional, NULL);
 }
 
+/* The fused batchnorm_relu pair takes [n x f] (BatchNorm1d) or [N x C x H x W] (BatchNorm2d):
+ * 4 for a 4-d input, else 2 (whose check then names what was wrong). */
+static int relu_ndim(const collapse_tensor *x) { return x && x->ndim == 4 ? 4 : 2; }
+
 static collapse_status bn_forward(const char *fn, int ndim, const collapse_tensor *x, collapse_tensor *y,
                                   const collapse_tensor *gamma, const collapse_tensor *beta, collapse_tensor *rm,
                                   collapse_tensor *rv, collapse_tensor *sm, collapse_tensor *si, int train, int relu,
@@ -44,6 +48,9 @@ static collapse_status bn_forward(const char *fn, int ndim, const collapse_tenso
     COLLAPSE_TRY(cl_arg_output(fn, "save_invstd", si, g.dt, 1, vf, !train));
     void *X = cl_data(x), *Y = cl_data(y), *G = cl_data(gamma), *B = cl_data(beta), *RM = cl_data(rm),
          *RV = cl_data(rv), *SM = cl_data(sm), *SI = cl_data(si);
+    if (ndim == 4 && relu)
+        return CL_DISPATCH(g.dt, collapse_batchnorm2d_relu_forward_train, g.shape4, X, Y, G, B, RM, RV, SM, SI,
+                           momentum, eps);
     if (ndim == 4)
         return train ? CL_DISPATCH(g.dt, collapse_batchnorm2d_forward_train, g.shape4, X, Y, G, B, RM, RV, SM, SI,
                                    momentum, eps)
@@ -77,8 +84,8 @@ collapse_status collapse_batchnorm_relu_forward(const collapse_tensor *x, collap
                                                 collapse_tensor *running_mean, collapse_tensor *running_var,
                                                 collapse_tensor *save_mean, collapse_tensor *save_invstd,
                                                 double momentum, double eps) {
-    return bn_forward("batchnorm_relu_forward", 2, x, y, gamma, beta, running_mean, running_var, save_mean,
-                      save_invstd, 1, 1, momentum, eps);
+    return bn_forward("batchnorm_relu_forward", relu_ndim(x), x, y, gamma, beta, running_mean, running_var,
+                      save_mean, save_invstd, 1, 1, momentum, eps);
 }
 
 /* The backward kernels; y (the fused forward's output) only for relu. */
@@ -102,6 +109,9 @@ static collapse_status bn_backward(const char *fn, int ndim, const collapse_tens
     COLLAPSE_TRY(cl_arg_output_like(fn, "grad_input", gx, x, 1));
     void *X = cl_data(x), *GY = cl_data(gy), *GX = cl_data(gx), *G = cl_data(gamma), *GG = cl_data(ggamma),
          *GB = cl_data(gbeta), *SM = cl_data(sm), *SI = cl_data(si), *RM = cl_data(rm), *RV = cl_data(rv);
+    if (ndim == 4 && relu)
+        return CL_DISPATCH(g.dt, collapse_batchnorm2d_relu_backward_train, g.shape4, X, cl_data(y), GY, GX, G, GG,
+                           GB, SM, SI);
     if (ndim == 4)
         return train ? CL_DISPATCH(g.dt, collapse_batchnorm2d_backward_train, g.shape4, X, GY, GX, G, GG, GB, SM, SI)
                      : CL_DISPATCH(g.dt, collapse_batchnorm2d_backward_eval, g.shape4, X, GY, GX, G, GG, GB, RM, RV,
@@ -136,6 +146,6 @@ collapse_status collapse_batchnorm_relu_backward(const collapse_tensor *x, const
                                                  const collapse_tensor *gamma, collapse_tensor *ggamma,
                                                  collapse_tensor *gbeta, const collapse_tensor *save_mean,
                                                  const collapse_tensor *save_invstd) {
-    return bn_backward("batchnorm_relu_backward", 2, x, y, gy, gx, gamma, ggamma, gbeta, save_mean, save_invstd, NULL,
-                       NULL, 1, 1, 0);
+    return bn_backward("batchnorm_relu_backward", relu_ndim(x), x, y, gy, gx, gamma, ggamma, gbeta, save_mean,
+                       save_invstd, NULL, NULL, 1, 1, 0);
 }

@@ -1,10 +1,10 @@
 --- nn.BatchNorm2d(channels, {eps = 1e-5, momentum = 0.1, affine = true, dtype =}): PyTorch's
 -- BatchNorm2d on [N x C x H x W]: per-channel statistics over N, H, W. Everything but the kernels
 -- (collapse_batchnorm2d_forward/backward) is nn.BatchNorm's. In training, followed by a ReLU in a
--- Sequential, the pair runs in ONE buffer (fuse_with): the ReLU is applied in place to the
--- normalised output and its gradient masked in place into the BatchNorm's input-gradient buffer,
--- so neither the BatchNorm's own output nor the ReLU's input gradient exists (two activation-sized
--- buffers fewer per pair; the same values as the two modules in turn).
+-- Sequential, the pair runs as ONE kernel each way in one buffer (fuse_with): the ReLU is applied
+-- as the normalised output is written and its gradient masked as it is read, so neither the
+-- BatchNorm's own output nor the ReLU's input gradient exists (two activation-sized buffers and
+-- two passes over memory fewer per pair; the same values as the two modules in turn).
 local core = require("collapse.core")
 local class = require("collapse.nn.class")
 local BatchNorm = require("collapse.nn.BatchNorm")
@@ -19,10 +19,9 @@ Fused.__index = Fused
 
 function Fused:forward(x)
   local bn, relu = self.bn, self.relu
-  local y
-  y, bn.save_mean, bn.save_invstd = core.batchnorm2d_forward(x, relu.output, bn.weight, bn.bias, bn.running_mean,
-    bn.running_var, bn.save_mean, bn.save_invstd, true, bn.momentum, bn.eps)
-  relu.output = core.relu_forward(y, y) -- in place
+  -- one kernel: the ReLU applied as each normalised value is written
+  relu.output, bn.save_mean, bn.save_invstd = core.batchnorm_relu_forward(x, relu.output, bn.weight, bn.bias,
+    bn.running_mean, bn.running_var, bn.save_mean, bn.save_invstd, bn.momentum, bn.eps)
   bn.num_batches_tracked = bn.num_batches_tracked + 1
   bn._fused_ran = true -- forward has run (need_forward), without a separate BatchNorm output
   return relu.output
@@ -30,13 +29,14 @@ end
 
 function Fused:backward(x, gy, need_input_grad)
   local bn = self.bn
-  -- the gradient at the BatchNorm's output, masked into its input-gradient buffer, then the
-  -- BatchNorm's backward in place (gx may be gy)
-  local g = core.relu_backward(self.relu.output, gy, bn.grad_input or false)
-  g = bn.backward_kernel(x, g, need_input_grad ~= false and g or nil, bn.weight, bn.weight_grad, bn.bias_grad,
-    bn.save_mean, bn.save_invstd, bn.running_mean, bn.running_var, true, bn.eps)
-  bn.grad_input = g or bn.grad_input
-  return g
+  -- one kernel: gy masked by the ReLU's output as it is read, the BatchNorm's backward into its
+  -- input-gradient buffer
+  local gx = nil -- nil: not wanted; false: wanted, made by the kernel on first use
+  if need_input_grad ~= false then gx = bn.grad_input or false end
+  local gw, gb = bn:live_grads()
+  gx = core.batchnorm_relu_backward(x, self.relu.output, gy, gx, bn.weight, gw, gb, bn.save_mean, bn.save_invstd)
+  if gx then bn.grad_input = gx end
+  return gx
 end
 
 function BatchNorm2d:fuse_with(nxt)
