@@ -196,6 +196,11 @@ COLLAPSE_API void collapse_blas_get_info(collapse_blas_info *info);
 COLLAPSE_API const char *collapse_blas_recommended_core(void);
 COLLAPSE_API collapse_status collapse_set_num_threads(int n);
 COLLAPSE_API int collapse_get_num_threads(void);
+/* Subnormal floats flushed to zero (on = 1) or kept (on = 0, the IEEE default) on the calling
+ * thread: PyTorch's torch.set_flush_denormal. Returns 1 when the CPU supports the mode (x86-64),
+ * 0 otherwise. On Intel CPUs subnormal values in a GEMM make it up to 25x slower (core/fpmode.c). */
+COLLAPSE_API int collapse_set_flush_denormal(int on);
+COLLAPSE_API int collapse_get_flush_denormal(void);
 
 /* ==== layers (csrc/nn), tensor level ==============================================
  * THNN argument order: (input, output, weight, bias, buffers..., options). Each kernel checks

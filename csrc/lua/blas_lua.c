@@ -30,6 +30,18 @@ static int l_get_num_threads(lua_State *L) {
     return 1;
 }
 
+static int l_set_flush_denormal(lua_State *L) {
+    if (!lua_isboolean(L, 1))
+        return binding_errorf(L, "set_flush_denormal: argument 1 (on) must be a boolean, got %s", luaL_typename(L, 1));
+    lua_pushboolean(L, collapse_set_flush_denormal(lua_toboolean(L, 1)));
+    return 1;
+}
+
+static int l_get_flush_denormal(lua_State *L) {
+    lua_pushboolean(L, collapse_get_flush_denormal());
+    return 1;
+}
+
 static int l_bytes_in_use(lua_State *L) {
     lua_pushinteger(L, collapse_bytes_in_use());
     return 1;
@@ -45,7 +57,8 @@ static int l_crc32(lua_State *L) {
 
 void binding_open_blas(lua_State *L) {
     static const luaL_Reg fns[] = {{"blas_info", l_blas_info}, {"set_num_threads", l_set_num_threads},
-                                   {"get_num_threads", l_get_num_threads}, {"bytes_in_use", l_bytes_in_use}, {"crc32", l_crc32},
+                                   {"get_num_threads", l_get_num_threads}, {"set_flush_denormal", l_set_flush_denormal},
+                                   {"get_flush_denormal", l_get_flush_denormal}, {"bytes_in_use", l_bytes_in_use}, {"crc32", l_crc32},
                                    {NULL, NULL}};
     luaL_setfuncs(L, fns, 0);
 }

@@ -77,6 +77,10 @@ function collapse.blas_info()
 end
 collapse.set_num_threads = core.set_num_threads
 collapse.get_num_threads = core.get_num_threads
+--- collapse.set_flush_denormal(on) -> supported: subnormal floats flushed to zero on this thread
+-- (PyTorch's torch.set_flush_denormal; docs/api.md). collapse.get_flush_denormal() -> on.
+collapse.set_flush_denormal = core.set_flush_denormal
+collapse.get_flush_denormal = core.get_flush_denormal
 collapse.bytes_in_use = core.bytes_in_use
 
 -- Printing -------------------------------------------------------------------------
