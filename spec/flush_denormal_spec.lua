@@ -44,3 +44,42 @@ describe("collapse.set_flush_denormal", function()
     expect_error("set_flush_denormal: argument 1 (on) must be a boolean, got no value", collapse.set_flush_denormal)
   end)
 end)
+
+describe("collapse.experiment flush_denormal", function()
+  local models = require("collapse.models")
+  local data = collapse.data.conic{ n = 64, seed = 1 }
+  local function spec(extra, seen)
+    local s = { name = "ftz", seed = 1, data = { train = data }, epochs = 1, batch_size = 32, progress = false,
+      optimizer = { "SGD", lr = 0.01 }, metrics = { "intra_cos" },
+      model = function(cfg)
+        seen.mode = collapse.get_flush_denormal() -- the mode while the run builds and trains its model
+        return models.paper_mlp{ input_dim = cfg.input_dim, classes = cfg.classes, width = 8, rng = collapse.rng(1) }
+      end }
+    for k, v in pairs(extra or {}) do s[k] = v end
+    return s
+  end
+
+  it("runs with subnormals flushed by default, records it and restores the caller's mode", function()
+    local seen = {}
+    collapse.set_flush_denormal(false)
+    local r = collapse.experiment(spec(nil, seen)):run()
+    assert.is_true(seen.mode)
+    assert.is_true(r.flush_denormal)
+    assert.is_false(collapse.get_flush_denormal())
+  end)
+  it("keeps IEEE subnormals with flush_denormal = false, and restores the mode after an error", function()
+    local seen = {}
+    collapse.set_flush_denormal(true)
+    local r = collapse.experiment(spec({ flush_denormal = false }, seen)):run()
+    assert.is_false(seen.mode)
+    assert.is_false(r.flush_denormal)
+    assert.is_true(collapse.get_flush_denormal())
+    collapse.set_flush_denormal(false)
+    local bad = spec({ model = function() seen.mode = collapse.get_flush_denormal(); return "not a module" end }, seen)
+    expect_error("model(cfg) must return a module", function() collapse.experiment(bad):run() end)
+    assert.is_true(seen.mode)
+    assert.is_false(collapse.get_flush_denormal())
+    expect_error("experiment: field 'flush_denormal' must be boolean, got integer", collapse.experiment,
+      spec({ flush_denormal = 1 }, seen))
+  end)
+end)

@@ -15,7 +15,7 @@ local FIELDS = {
   schedule = "table", epochs = "integer", batch_size = "integer", measure_every = "integer",
   metrics = "table", out = "string", config = "table", lambda = "number", progress = "boolean",
   q = "number", measure_batch_size = "integer", drop_last = "boolean", threads = "integer",
-  run_id = "string",
+  run_id = "string", flush_denormal = "boolean",
 }
 
 local DEFAULT_METRICS = { "intra_cos", "inter_cos", "intra_cos_min", "inter_cos_max", "feature_norm", "nc1",
@@ -42,7 +42,7 @@ local function validate(spec)
     if not want then
       error(("experiment: unknown field '%s' (fields: %s)"):format(tostring(k), "name, seed, data, model, "
         .. "optimizer, schedule, epochs, batch_size, measure_every, metrics, out, config, lambda, progress, q, "
-        .. "measure_batch_size, drop_last, threads"), 3)
+        .. "measure_batch_size, drop_last, threads, run_id, flush_denormal"), 3)
     end
     if not type_ok(v, want) then
       error(("experiment: field '%s' must be %s, got %s"):format(k, want:gsub("|", " or "),
@@ -250,6 +250,7 @@ local function finish(ctx, history, t0)
     history = history, final = history[#history], samples = ctx.train:size(), classes = ctx.train.classes,
     finished = true, seconds = core.clock() - t0, version = collapse.version,
     blas = { core = core.blas_info().core, threads = collapse.get_num_threads() },
+    flush_denormal = collapse.get_flush_denormal(),
   }
   if spec.out then
     fs.mkdir(spec.out)
@@ -261,7 +262,12 @@ local function finish(ctx, history, t0)
   return result
 end
 
+local train_and_measure
+
 --- Trains and measures. Returns the result table; writes <out>/<run_id or name>.json when out is set.
+-- The run computes with subnormal floats flushed to zero (spec.flush_denormal, default true): on
+-- Intel CPUs a network without BN at large weight decay otherwise spends most of its time in
+-- microcode assists for its subnormal gradients (docs/experiments.md). The caller's mode is restored.
 function Experiment:run(overrides)
   local spec = self.spec
   if overrides then
@@ -269,6 +275,15 @@ function Experiment:run(overrides)
     for k, v in pairs(overrides) do spec[k] = v end
     validate(spec)
   end
+  local before = collapse.get_flush_denormal()
+  collapse.set_flush_denormal(spec.flush_denormal ~= false)
+  local ok, result = pcall(train_and_measure, spec)
+  collapse.set_flush_denormal(before)
+  if not ok then error(result, 0) end
+  return result
+end
+
+function train_and_measure(spec)
   local t0 = core.clock()
   local ctx = prepare(spec)
   local history = {}
