@@ -225,7 +225,8 @@ function demo.task(opts)
     error(("demo: --part must be conic or fashion_mnist, got %s"):format(tostring(opts.part)), 0)
   end
   local epochs = opts.part == "conic" and s.conic_epochs or s.fashion_epochs
-  return collapse.sweep(sweep_spec(opts.part, out, data, s, epochs), { task = opts.task })
+  -- the demo writes the tables itself (demo.run), so its worker does not read every run back
+  return collapse.sweep(sweep_spec(opts.part, out, data, s, epochs), { task = opts.task, table = false })
 end
 
 --- demo.run{out = "collapse-demo", quick = false, jobs = "auto" | N}: jobs > 1 (the default on a
