@@ -175,10 +175,15 @@ local function finish_part(part, out, s, progress)
   return summary
 end
 
--- Rough cost of a point (multiply-adds of its training), to start the longest points first.
-local function point_cost(part, s)
+-- Rough cost of a point, to start the longest points first: the multiply-adds of its training,
+-- times a measured slowdown. Without BN the conic points slow down as the weight decay grows,
+-- in their later epochs (2026-12-02, one worker on this 2-core Xeon: 8 s of CPU at weight decay
+-- 1e-4, 48 s at 1e-2: its epochs grow from 0.2 s to 2.8 s, 85 % of it in OpenBLAS's sgemm kernel
+-- on the same shapes, as with subnormal operands); Fashion-MNIST points show no such trend.
+local function point_cost(part, s, point)
   local x = part.data.train.x
-  return part.epochs * x:size(1) * (x:size(2) + 3 * s.width) * s.width
+  local slowdown = (part.name == "conic" and not point.batchnorm) and 1 + 500 * point.weight_decay or 1
+  return part.epochs * x:size(1) * (x:size(2) + 3 * s.width) * s.width * slowdown
 end
 
 -- All points of all parts in one pool of `n` workers, longest first, no barrier between the
@@ -188,11 +193,10 @@ local function run_pool(list, out, s, opts, n)
   for _, part in ipairs(list) do
     local spec = sweep_spec(part.name, out, part.data, s, part.epochs)
     fs.mkdir(spec.out .. "/runs")
-    local cost = point_cost(part, s)
     local runs = require("collapse.sweep").plan(spec).runs
     for _, run in ipairs(runs) do
       combined[#combined + 1] = { index = #combined + 1, id = part.name .. " " .. run.id, path = run.path,
-        part = part, task = run.index, cost = cost }
+        part = part, task = run.index, cost = point_cost(part, s, run.point) }
     end
     left[part] = #runs
   end
