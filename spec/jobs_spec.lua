@@ -185,3 +185,73 @@ describe("collapse.process (the workers' spawn and wait)", function()
     assert.is_true(process.nproc() >= 1)
   end)
 end)
+
+describe("jobs.run (the pool under collapse run --jobs and collapse demo)", function()
+  local jobs = require("collapse.jobs")
+
+  -- A plan of runs whose "worker" writes a finished result JSON for its run (no training).
+  local function plan(dir, costs)
+    local runs = {}
+    for i, c in ipairs(costs) do
+      runs[i] = { index = i, id = "run" .. i, path = ("%s/run%d.json"):format(dir, i), cost = c }
+    end
+    return { runs = runs }
+  end
+  local function worker(p, fail_index)
+    return function(index)
+      if index == fail_index then return { "sh", "-c", "echo worker refuses >&2; exit 4" } end
+      local body = ('{"finished": true, "final": {"index": %d}, "seconds": 0}'):format(index)
+      return { "sh", "-c", ("printf '%%s' '%s' > '%s'"):format(body, p.runs[index].path) }
+    end
+  end
+
+  it("starts the costliest runs first (ties in plan order), calls on_done once per finished run", function()
+    local d = tmpdir()
+    local p = plan(d, { 1, 3, 2, 3, 0.5 })
+    -- run 5 finished earlier: on_done sees it first, and no worker starts for it
+    fs.write_atomic(p.runs[5].path, '{"finished": true, "final": {"index": 5}}')
+    local seen = {}
+    local started = jobs.run(p, { jobs = 1, worker = worker(p), cost = function(run) return run.cost end,
+      on_done = function(run, r)
+        assert.equal(run.index, r.final.index)
+        seen[#seen + 1] = run.index
+      end })
+    assert.equal(4, started)
+    assert.same({ 5, 2, 4, 3, 1 }, seen) -- one worker: finishing order is start order
+    -- without cost: plan order
+    os.execute(("rm -f '%s'/*.json"):format(d))
+    seen = {}
+    jobs.run(p, { jobs = 1, worker = worker(p), on_done = function(run) seen[#seen + 1] = run.index end })
+    assert.same({ 1, 2, 3, 4, 5 }, seen)
+    os.execute(("rm -rf '%s'"):format(d))
+  end)
+
+  it("an error in on_done stops new starts and is raised once the running workers end", function()
+    local d = tmpdir()
+    local p = plan(d, { 1, 1, 1 })
+    local ok, err = pcall(jobs.run, p, { jobs = 1, worker = worker(p),
+      on_done = function(run) if run.index == 1 then error("report failed") end end })
+    assert.is_false(ok)
+    assert.matches("after run run1 finished: .*report failed", err)
+    assert.is_true(fs.exists(p.runs[1].path))
+    assert.is_false(fs.exists(p.runs[2].path)) -- not started after the failure
+    os.execute(("rm -rf '%s'"):format(d))
+  end)
+
+  it("a failed worker is not passed to on_done; a bad cost names the run", function()
+    local d = tmpdir()
+    local p = plan(d, { 1, 1 })
+    local seen = {}
+    local ok, err = pcall(jobs.run, p, { jobs = 2, worker = worker(p, 2),
+      on_done = function(run) seen[#seen + 1] = run.index end })
+    assert.is_false(ok)
+    assert.matches("run run2 (point 2 of 2) failed in its worker (exit code 4)", err, 1, true)
+    assert.matches("worker refuses", err, 1, true)
+    assert.same({ 1 }, seen)
+    local q = plan(d .. "/none", { 1 }) -- not finished
+    ok, err = pcall(jobs.run, q, { jobs = 1, worker = worker(q), cost = function() return "big" end })
+    assert.is_false(ok)
+    assert.matches("jobs.run: opts.cost(run) must return a number, got big for run run1", err, 1, true)
+    os.execute(("rm -rf '%s'"):format(d))
+  end)
+end)

@@ -116,35 +116,105 @@ end
 
 -- The two datasets, built the same way in the demo and in each of its workers.
 local function conic_data(s) return collapse.data.conic{ n = s.conic_n, classes = 4, dim = 16, seed = 1 } end
-local function fashion_data(s)
+local function fashion_build(s)
   local train = collapse.data.fashion_mnist{ split = "train" }:balanced(s.fashion_per_class, collapse.rng(1))
   local test = collapse.data.fashion_mnist{ split = "test", limit = s.fashion_per_class * 10 * 2 }
-  return train, test
+  return { train = train, test = test }
 end
 
--- How the sweep runs: in this process (jobs 1), or its points in workers that rebuild the same
--- sweep with `collapse demo --part NAME --task I` (each worker on one BLAS thread).
-local function run_opts(name, opts, points)
-  local jobs = require("collapse.jobs")
+-- The Fashion subset through <out>/cache (collapse.dataset_cache): built once, by the first process
+-- that needs it, and read by every other; the key names the settings and the source files' bytes.
+local FASHION_FILES = { "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+  "t10k-labels-idx1-ubyte.gz" }
+local function fashion_data(s, out)
+  if not out then return fashion_build(s) end
+  local cache = require("collapse.dataset_cache")
+  local sources = {}
+  for i, f in ipairs(FASHION_FILES) do sources[i] = FASHION_DIR .. "/" .. f end
+  local key = ("demo fashion_mnist: balanced %d per class (rng 1), test limit %d; %s"):format(s.fashion_per_class,
+    s.fashion_per_class * 10 * 2, cache.source_id(sources))
+  fs.mkdir(out .. "/cache")
+  return (cache.get(("%s/cache/fashion_mnist-%d.ckpt"):format(out, s.fashion_per_class), key,
+    function() return fashion_build(s) end))
+end
+
+-- The demo's sweeps in print order: {name, data, epochs, classes}; Fashion only when installed.
+local function parts(s, out)
+  local list = { { name = "conic", data = { train = conic_data(s) }, epochs = s.conic_epochs, classes = 4 } }
+  if fs.exists(FASHION_DIR .. "/train-images-idx3-ubyte.gz") then
+    list[2] = { name = "fashion_mnist", data = fashion_data(s, out), epochs = s.fashion_epochs, classes = 10 }
+  end
+  return list
+end
+
+-- Worker count for the demo's points: nil runs them in this process (jobs 1).
+local function worker_count(opts, points)
   local n = opts.jobs
   if n == nil then n = opts.quick and 1 or "auto" end -- the smoke run is too short to pay for workers
-  n = n == "auto" and jobs.auto(points) or n
-  if n <= 1 then return nil end
-  return { jobs = n, worker = function(index)
-    local args = { "demo", "--out", opts.out or "collapse-demo", "--part", name, "--task", tostring(index) }
-    if opts.quick then args[#args + 1] = "--quick" end
-    return jobs.cli_argv(args)
-  end }
+  n = n == "auto" and require("collapse.jobs").auto(points) or n
+  return n > 1 and n or nil
 end
 
-local function sweep(name, out, data, s, epochs, classes, opts)
-  local spec = sweep_spec(name, out, data, s, epochs)
-  local r = collapse.sweep(spec, run_opts(name, opts, #s.weight_decays * 2 * #s.seeds))
-  local summary = print_table(name, summarise(r.runs), classes)
-  local index, messages = require("collapse.report").build(out .. "/" .. name)
+-- A worker: `collapse demo --part NAME --task I` rebuilds the same sweep and runs its point I.
+local function worker_argv(opts, part, task)
+  local args = { "demo", "--out", opts.out or "collapse-demo", "--part", part, "--task", tostring(task) }
+  if opts.quick then args[#args + 1] = "--quick" end
+  return require("collapse.jobs").cli_argv(args)
+end
+
+-- Table and report of one sweep whose points are all finished (or, in this process, runs them).
+local function finish_part(part, out, s, progress)
+  local spec = sweep_spec(part.name, out, part.data, s, part.epochs)
+  if progress ~= nil then spec.progress = progress end
+  local r = collapse.sweep(spec)
+  local summary = print_table(part.name, summarise(r.runs), part.classes)
+  local index, messages = require("collapse.report").build(out .. "/" .. part.name)
   for _, m in ipairs(messages) do print(m) end
   print("report: " .. index)
+  io.stdout:flush()
   return summary
+end
+
+-- Rough cost of a point, to start the longest points first: the multiply-adds of its training,
+-- times a measured slowdown. Without BN the conic points slow down as the weight decay grows,
+-- in their later epochs (2026-12-02, one worker on this 2-core Xeon: 8 s of CPU at weight decay
+-- 1e-4, 48 s at 1e-2: its epochs grow from 0.2 s to 2.8 s, 85 % of it in OpenBLAS's sgemm kernel
+-- on the same shapes, while 1-2 % of the hidden 300 x 300 layers' gradients become subnormal
+-- floats); Fashion-MNIST points show no such trend.
+local function point_cost(part, s, point)
+  local x = part.data.train.x
+  local slowdown = (part.name == "conic" and not point.batchnorm) and 1 + 500 * point.weight_decay or 1
+  return part.epochs * x:size(1) * (x:size(2) + 3 * s.width) * s.width * slowdown
+end
+
+-- All points of all parts in one pool of `n` workers, longest first, no barrier between the
+-- parts; each part's table and report are made, in print order, as soon as its points are done.
+local function run_pool(list, out, s, opts, n)
+  local combined, left, summaries, next_print = {}, {}, {}, 1
+  for _, part in ipairs(list) do
+    local spec = sweep_spec(part.name, out, part.data, s, part.epochs)
+    fs.mkdir(spec.out .. "/runs")
+    local runs = require("collapse.sweep").plan(spec).runs
+    for _, run in ipairs(runs) do
+      combined[#combined + 1] = { index = #combined + 1, id = part.name .. " " .. run.id, path = run.path,
+        part = part, task = run.index, cost = point_cost(part, s, run.point) }
+    end
+    left[part] = #runs
+  end
+  local function flush()
+    while list[next_print] and left[list[next_print]] == 0 do
+      local part = list[next_print]
+      summaries[part.name] = finish_part(part, out, s, false)
+      next_print = next_print + 1
+    end
+  end
+  local progress = collapse.core.isatty(1)
+  require("collapse.jobs").run({ runs = combined }, { jobs = n, progress = progress,
+    worker = function(index) return worker_argv(opts, combined[index].part.name, combined[index].task) end,
+    cost = function(run) return run.cost end,
+    on_done = function(run) left[run.part] = left[run.part] - 1; flush() end })
+  flush()
+  return summaries
 end
 
 --- One point of one of the demo's sweeps (what a demo worker runs): demo.task{part =, task =, ...}.
@@ -155,13 +225,13 @@ function demo.task(opts)
   if opts.part == "conic" then
     data = { train = conic_data(s) }
   elseif opts.part == "fashion_mnist" then
-    local train, test = fashion_data(s)
-    data = { train = train, test = test }
+    data = fashion_data(s, out)
   else
     error(("demo: --part must be conic or fashion_mnist, got %s"):format(tostring(opts.part)), 0)
   end
   local epochs = opts.part == "conic" and s.conic_epochs or s.fashion_epochs
-  return collapse.sweep(sweep_spec(opts.part, out, data, s, epochs), { task = opts.task })
+  -- the demo writes the tables itself (demo.run), so its worker does not read every run back
+  return collapse.sweep(sweep_spec(opts.part, out, data, s, epochs), { task = opts.task, table = false })
 end
 
 --- demo.run{out = "collapse-demo", quick = false, jobs = "auto" | N}: jobs > 1 (the default on a
@@ -172,34 +242,44 @@ function demo.run(opts)
   local s = settings(opts.quick)
   fs.mkdir(out)
   local info = collapse.blas_info()
-  local workers = run_opts("conic", opts, #s.weight_decays * 2 * #s.seeds)
+  local points = #s.weight_decays * 2 * #s.seeds
+  local workers = worker_count(opts, points)
   print(("collapse %s demo: OpenBLAS %s (%s), %s; results in %s/"):format(collapse.version, info.core,
     info.selected_by == "collapse" and "chosen by collapse" or info.selected_by == "user" and "set by user"
-    or "OpenBLAS's choice", workers and ("%d worker processes, 1 BLAS thread each"):format(workers.jobs)
+    or "OpenBLAS's choice", workers and ("%d worker processes, 1 BLAS thread each"):format(workers)
     or "1 BLAS thread", out))
   local t0 = collapse.core.clock()
-  local results = {}
   -- Every run on one BLAS thread, in workers or here: results depend on the thread count
   -- (docs/experiments.md), and the table must not depend on --jobs.
   local threads = collapse.get_num_threads()
   if not workers then collapse.set_num_threads(1) end
-  -- 1. conic data (the paper's synthetic set): 4 classes in R^16
-  local conic = conic_data(s)
-  print(("\n[1/2] conic data: %d points, %d epochs per run, %d runs"):format(conic:size(), s.conic_epochs,
-    #s.weight_decays * 2 * #s.seeds))
-  results.conic = sweep("conic", out, { train = conic }, s, s.conic_epochs, 4, opts)
-  -- 2. Fashion-MNIST subset, when the Debian package is installed
-  if fs.exists(FASHION_DIR .. "/train-images-idx3-ubyte.gz") then
-    local train, test = fashion_data(s)
-    print(("\n[2/2] Fashion-MNIST: %d training images (balanced), %d test images, %d epochs per run"):format(
-      train:size(), test:size(), s.fashion_epochs))
-    results.fashion = sweep("fashion_mnist", out, { train = train, test = test }, s, s.fashion_epochs, 10, opts)
+  -- the workers read the prepared Fashion subset from <out>/cache; in this process it is built once
+  local list = parts(s, workers and out or nil)
+  local function header(part)
+    if part.name == "conic" then -- the paper's synthetic set: 4 classes in R^16
+      print(("\n[1/2] conic data: %d points, %d epochs per run, %d runs"):format(part.data.train:size(),
+        s.conic_epochs, points))
+    else
+      print(("\n[2/2] Fashion-MNIST: %d training images (balanced), %d test images, %d epochs per run"):format(
+        part.data.train:size(), part.data.test:size(), s.fashion_epochs))
+    end
+  end
+  local summaries = {}
+  if workers then
+    for _, part in ipairs(list) do header(part) end
+    summaries = run_pool(list, out, s, opts, workers)
   else
+    for _, part in ipairs(list) do
+      header(part)
+      summaries[part.name] = finish_part(part, out, s)
+    end
+  end
+  if not list[2] then
     print(("\n[2/2] Fashion-MNIST skipped: %s not found (apt-get install dataset-fashion-mnist)"):format(FASHION_DIR))
   end
   collapse.set_num_threads(threads)
   print(("\ndemo finished in %.0f s"):format(collapse.core.clock() - t0))
-  return results
+  return { conic = summaries.conic, fashion = summaries.fashion_mnist }
 end
 
 return demo

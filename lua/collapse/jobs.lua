@@ -46,18 +46,51 @@ local function tail(path, n)
   return table.concat(lines, "\n", math.max(1, #lines - n + 1))
 end
 
---- jobs.run(plan, {jobs = N, worker = function(index) -> argv, progress = bool})
+-- The runs in start order: plan order, or with opts.cost the costliest first (ties keep plan
+-- order), so the last worker to finish is not the one that started a long run last.
+local function start_order(todo, cost)
+  if not cost then return todo end
+  local keyed = {}
+  for i, run in ipairs(todo) do
+    local c = cost(run)
+    if type(c) ~= "number" or c ~= c then
+      error(("jobs.run: opts.cost(run) must return a number, got %s for run %s"):format(tostring(c), run.id), 3)
+    end
+    keyed[i] = { run = run, cost = c, pos = i }
+  end
+  table.sort(keyed, function(a, b)
+    if a.cost ~= b.cost then return a.cost > b.cost end
+    return a.pos < b.pos
+  end)
+  local out = {}
+  for i, k in ipairs(keyed) do out[i] = k.run end
+  return out
+end
+
+--- jobs.run(plan, {jobs = N, worker = function(index) -> argv, progress = bool,
+--   cost = function(run) -> number, on_done = function(run, result)}): cost (optional) starts the
+-- costliest runs first; on_done (optional) is called in this process with each finished run and
+-- its result (read back from its JSON; runs finished earlier first): it may print or build a
+-- report, but not wait for children. An error in it stops new starts, as a failed worker does.
 function jobs.run(plan, opts)
   assert(type(opts.worker) == "function", "jobs.run: opts.worker must be a function(index) -> argv")
-  local n, todo = #plan.runs, {}
+  local n, todo, failure = #plan.runs, {}, nil
+  local function done(run, r)
+    if not opts.on_done or failure then return end
+    local ok, err = pcall(opts.on_done, run, r)
+    if not ok then failure = ("after run %s finished: %s"):format(run.id, tostring(err)) end
+  end
   for i, run in ipairs(plan.runs) do
-    if sweep.load_finished(run.path) then
+    local r = sweep.load_finished(run.path)
+    if r then
       if opts.progress then print(("[%d/%d] %s: finished earlier, skipped"):format(i, n, run.id)) end
+      done(run, r)
     else
       todo[#todo + 1] = run
     end
   end
-  local running, count, failure = {}, 0, nil
+  todo = start_order(todo, opts.cost)
+  local running, count = {}, 0
   local t0, done_now, next_i = core.clock(), 0, 1
   local env = worker_env()
   local function start(run)
@@ -84,6 +117,7 @@ function jobs.run(plan, opts)
       if r then
         done_now = done_now + 1
         if opts.progress then print(("[%d/%d] %s"):format(w.run.index, n, sweep.done_line(r):gsub("^%s+", ""))) end
+        done(w.run, r)
       elseif not failure then
         failure = ("run %s (point %d of %d) failed in its worker (%s):\n%s"):format(w.run.id, w.run.index, n,
           code and ("exit code " .. code) or signal, tail(w.log, 12))

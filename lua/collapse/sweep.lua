@@ -254,8 +254,9 @@ local function run_sequential(spec, p, progress)
 end
 
 -- Point `task` only; the table is written when every point is then finished (by whichever task
--- sees that last: each writes its JSON before it looks, so the table is always complete).
-local function run_task(spec, p, task, progress)
+-- sees that last: each writes its JSON before it looks, so the table is always complete), unless
+-- with_table is false (a pool whose parent writes the table: no task reads every run back).
+local function run_task(spec, p, task, progress, with_table)
   local n = #p.runs
   if math.type(task) ~= "integer" or task < 1 or task > n then
     fail_at(3, "task %s is outside 1..%d (the sweep has %d points; `collapse run FILE --list` shows them)",
@@ -269,7 +270,7 @@ local function run_task(spec, p, task, progress)
     local r = run_point(spec, run)
     if progress then print(done_line(r)) end
   end
-  local results = collect(p)
+  local results = with_table ~= false and collect(p)
   if results then return finish(spec, p, results) end
   return { runs = {}, out = spec.out, keys = p.keys, task = task, partial = true }
 end
@@ -287,7 +288,8 @@ function M.list(spec)
   return out
 end
 
---- collapse.sweep(spec [, opts]): opts.task = i runs point i only; opts.jobs = N (> 1) with
+--- collapse.sweep(spec [, opts]): opts.task = i runs point i only (opts.table = false: without then
+-- writing the table when every point is done, for a parent that writes it); opts.jobs = N (> 1) with
 -- opts.worker = function(index) -> argv runs the missing points in N worker processes.
 local function sweep(spec, opts)
   validate(spec)
@@ -296,7 +298,7 @@ local function sweep(spec, opts)
   fs.mkdir(spec.out .. "/runs")
   local progress = spec.progress
   if progress == nil then progress = core.isatty(1) end
-  if opts.task ~= nil then return run_task(spec, p, opts.task, progress) end
+  if opts.task ~= nil then return run_task(spec, p, opts.task, progress, opts.table) end
   local results
   if opts.jobs and opts.jobs > 1 then
     require("collapse.jobs").run(p, { jobs = opts.jobs, worker = opts.worker, progress = progress })
