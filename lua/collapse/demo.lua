@@ -175,16 +175,13 @@ local function finish_part(part, out, s, progress)
   return summary
 end
 
--- Rough cost of a point, to start the longest points first: the multiply-adds of its training,
--- times a measured slowdown. Without BN the conic points slow down as the weight decay grows,
--- in their later epochs (2026-12-02, one worker on this 2-core Xeon: 8 s of CPU at weight decay
--- 1e-4, 48 s at 1e-2: its epochs grow from 0.2 s to 2.8 s, 85 % of it in OpenBLAS's sgemm kernel
--- on the same shapes, while 1-2 % of the hidden 300 x 300 layers' gradients become subnormal
--- floats); Fashion-MNIST points show no such trend.
-local function point_cost(part, s, point)
+-- Rough cost of a point, to start the longest points first: the multiply-adds of its training.
+-- (Without BN the conic points at large weight decay used to take 6x longer, 48 s of CPU at 1e-2
+-- against 8 s at 1e-4, all of it in sgemm over subnormal gradient entries; since experiments flush
+-- subnormals to zero (docs/experiments.md) every point costs about the same, 7-9 s, 2026-12-02.)
+local function point_cost(part, s, _point)
   local x = part.data.train.x
-  local slowdown = (part.name == "conic" and not point.batchnorm) and 1 + 500 * point.weight_decay or 1
-  return part.epochs * x:size(1) * (x:size(2) + 3 * s.width) * s.width * slowdown
+  return part.epochs * x:size(1) * (x:size(2) + 3 * s.width) * s.width
 end
 
 -- All points of all parts in one pool of `n` workers, longest first, no barrier between the
