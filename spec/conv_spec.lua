@@ -8,23 +8,10 @@ local expect_error = require("support.expect").error
 
 local T = fixture.tensor
 
--- The fixture network with PyTorch's initial values:
--- Conv2d(3,5,3,s2,p1)-BatchNorm2d(5)-ReLU-MaxPool2d(2,1)-AvgPool2d(2)-Flatten-Linear(5,4).
-local function fixture_model(fx)
-  local f64 = { dtype = "float64" }
-  local model = nn.Sequential({ nn.Conv2d(3, 5, 3, { stride = 2, padding = 1, dtype = "float64" }),
-    nn.BatchNorm2d(5, f64), nn.ReLU(), nn.MaxPool2d(2, 1), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(5, 4, f64) },
-    { share_grads = false }) -- keeps every inner grad_input, which this spec compares (docs/nn-buffers.md)
-  model:get(1).weight:copy(T(fx.conv_weight, { 5, 3, 3, 3 }))
-  model:get(1).bias:copy(T(fx.conv_bias, { 5 }))
-  model:get(2).weight:copy(T(fx.gamma, { 5 }))
-  model:get(2).bias:copy(T(fx.beta, { 5 }))
-  model:get(2).running_mean:copy(T(fx.running_mean0, { 5 }))
-  model:get(2).running_var:copy(T(fx.running_var0, { 5 }))
-  model:get(7).weight:copy(T(fx.lin_weight, { 4, 5 }))
-  model:get(7).bias:copy(T(fx.lin_bias, { 4 }))
-  return model
-end
+-- The fixture network with PyTorch's initial values (spec/support/conv_fixture.lua); it keeps every
+-- inner grad_input, which this spec compares (docs/nn-buffers.md).
+local conv_fixture = require("support.conv_fixture")
+local function fixture_model(fx) return conv_fixture(fx, { share_grads = false }) end
 
 local function close(t, ref, tol)
   local e = fixture.max_err(t, ref)

@@ -8,12 +8,7 @@ local tmp = require("support.tmp")
 local CLI = fixture.root .. "/scripts/collapse"
 local HAS_FASHION = fs.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok = p:close()
-  return out, ok == true
-end
+local sh = require("support.shell").run
 
 -- The printed tables: every line from the first table title on, without the report paths
 -- and the timing line (they name the folder and the seconds), and the sweep headers ([2/2] ...: printed

@@ -12,12 +12,7 @@ local tmpdir = require("support.tmp").dir
 local listdir = require("support.tmp").list
 
 -- Runs the command; returns its output and whether it exited 0.
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok = p:close()
-  return out, ok == true
-end
+local sh = require("support.shell").run
 
 -- A sweep file of 4 tiny points (2 weight decays x 2 seeds); `fail_wd` makes that point's model
 -- factory raise.

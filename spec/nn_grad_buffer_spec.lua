@@ -97,17 +97,7 @@ describe("shared input-gradient buffers against PyTorch", function()
   local function close(t, ref) assert.is_true(fixture.max_err(t, ref) <= 1e-10) end
   for _, mode in ipairs({ "train", "eval" }) do
     it(mode .. " mode: Conv2d-BatchNorm2d-ReLU-MaxPool2d-AvgPool2d-Flatten-Linear", function()
-      local f64 = { dtype = "float64" }
-      local model = nn.Sequential{ nn.Conv2d(3, 5, 3, { stride = 2, padding = 1, dtype = "float64" }),
-        nn.BatchNorm2d(5, f64), nn.ReLU(), nn.MaxPool2d(2, 1), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(5, 4, f64) }
-      model:get(1).weight:copy(T(fx.conv_weight, { 5, 3, 3, 3 }))
-      model:get(1).bias:copy(T(fx.conv_bias, { 5 }))
-      model:get(2).weight:copy(T(fx.gamma, { 5 }))
-      model:get(2).bias:copy(T(fx.beta, { 5 }))
-      model:get(2).running_mean:copy(T(fx.running_mean0, { 5 }))
-      model:get(2).running_var:copy(T(fx.running_var0, { 5 }))
-      model:get(7).weight:copy(T(fx.lin_weight, { 4, 5 }))
-      model:get(7).bias:copy(T(fx.lin_bias, { 4 }))
+      local model = require("support.conv_fixture")(fx) -- shared buffers (the default)
       local x, y = T(fx.x, { 2, 3, 7, 6 }), collapse.tensor(fx.labels, "int32")
       if mode == "eval" then model:forward(x); model:evaluate() end
       local k = mode .. "."

@@ -4,12 +4,7 @@
 local fs = require("collapse.fs")
 local fixture = require("support.fixture")
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>&1")
-  local out = p:read("a")
-  local ok, _, code = p:close()
-  return out, ok == true, code
-end
+local sh = require("support.shell").run
 
 -- absolute: the commands run in the sweep's folder
 local CLI = sh("cd '" .. fixture.root .. "' && pwd"):gsub("%s+$", "") .. "/scripts/collapse"
