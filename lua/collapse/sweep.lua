@@ -28,10 +28,14 @@ local function sorted_keys(t)
   return keys
 end
 
+-- A grid value in a run id: 6 significant digits when they identify the number (0.0001, 5e-05),
+-- else all 17, so that two different values never share an id (and a result file).
 local function value_str(v)
   if type(v) == "number" then
     if math.type(v) == "integer" then return tostring(v) end
-    return ("%g"):format(v)
+    local short = ("%g"):format(v)
+    if tonumber(short) == v then return short end
+    return ("%.17g"):format(v)
   end
   return tostring(v)
 end
@@ -73,7 +77,10 @@ local function csv_cell(v)
   if v == nil then return "" end
   if type(v) == "number" then return ("%.10g"):format(v) end
   local s = tostring(v)
-  if s:find('[,"\n]') then s = '"' .. s:gsub('"', '""') .. '"' end
+  -- a text cell a spreadsheet would run as a formula (=, +, -, @, tab, CR first) is written with
+  -- a leading apostrophe, which spreadsheets show as text (numbers are formatted above, never text)
+  if s:find("^[=+%-@\t\r]") then s = "'" .. s end
+  if s:find('[,"\n\r]') then s = '"' .. s:gsub('"', '""') .. '"' end
   return s
 end
 
@@ -161,9 +168,18 @@ local function plan(spec)
     end
   end
   local runs, keys = points(spec.grid, seeds)
+  local by_path = {}
   for i, run in ipairs(runs) do
     run.index = i
     run.path = spec.out .. "/runs/" .. run.id:gsub("[^%w%._=%-]", "_") .. ".json"
+    -- two points with one result file would overwrite each other, and resume would skip one
+    local other = by_path[run.path]
+    if other then
+      fail("points %d (%s) and %d (%s) would share the result file %s: a grid value or seed is listed twice, "
+        .. "or two values differ only in characters a file name cannot hold", other.index, other.id, i, run.id,
+        run.path)
+    end
+    by_path[run.path] = run
   end
   return { runs = runs, keys = keys, seeds = seeds }
 end
