@@ -6,7 +6,8 @@
 -- progress lines and, when a worker fails, stops starting new ones, lets the running ones finish
 -- (their results are kept) and raises the failed worker's error. The parent waits for any child
 -- (waitpid(-1)): start no other child processes while it runs. Ctrl-C reaches the workers too
--- (same process group); a parent killed otherwise leaves its workers to finish their point.
+-- (same process group); a parent killed otherwise (even by SIGKILL) takes its workers with it on
+-- Linux (jobs.worker_start: PR_SET_PDEATHSIG); elsewhere they finish their point.
 local process = require("collapse.process")
 local core = require("collapse.core")
 local fs = require("collapse.fs")
@@ -22,11 +23,19 @@ function jobs.interpreter()
   return arg[i] or "lua5.4"
 end
 
+--- In a worker: end with the parent (a parent killed by SIGKILL leaves no orphans training on).
+-- jobs.run passes its pid in COLLAPSE_PARENT_PID; without it (not a worker) this does nothing.
+function jobs.worker_start()
+  local parent = tonumber(os.getenv("COLLAPSE_PARENT_PID") or "")
+  if parent then process.die_with_parent(math.tointeger(parent)) end
+end
+
 --- argv of a worker that calls require("collapse.cli").main(args) in a fresh interpreter.
 function jobs.cli_argv(args)
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = ("%q"):format(tostring(a)) end
-  return { jobs.interpreter(), "-e", ("require('collapse.cli').main({%s})"):format(table.concat(quoted, ", ")) }
+  return { jobs.interpreter(), "-e", ("require('collapse.jobs').worker_start(); require('collapse.cli').main({%s})")
+    :format(table.concat(quoted, ", ")) }
 end
 
 --- One worker per core (the default of --jobs auto), never more workers than points to run.
@@ -36,7 +45,7 @@ function jobs.auto(points) return math.max(1, math.min(process.nproc(), points))
 -- one BLAS thread; the BLAS kernel is inherited through the environment.
 local function worker_env()
   return { LUA_PATH_5_4 = package.path, LUA_CPATH_5_4 = package.cpath, OPENBLAS_NUM_THREADS = "1",
-    OMP_NUM_THREADS = "1", COLLAPSE_WORKER = "1" }
+    OMP_NUM_THREADS = "1", COLLAPSE_WORKER = "1", COLLAPSE_PARENT_PID = tostring(process.pid()) }
 end
 
 local function tail(path, n)

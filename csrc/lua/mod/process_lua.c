@@ -12,6 +12,9 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #define EXPORT __attribute__((visibility("default")))
 EXPORT int luaopen_collapse_process(lua_State *L);
@@ -132,9 +135,33 @@ static int l_nproc(lua_State *L) {
     return 1;
 }
 
+static int l_pid(lua_State *L) {
+    lua_pushinteger(L, getpid());
+    return 1;
+}
+
+/* die_with_parent(parent_pid) -> bool: this process gets SIGTERM when its parent ends (Linux's
+ * PR_SET_PDEATHSIG), so sweep workers do not outlive a parent killed with SIGKILL; if the parent
+ * is already gone (getppid() differs), it ends now. false where the OS has no such request. */
+static int l_die_with_parent(lua_State *L) {
+    pid_t parent = (pid_t)luaL_checkinteger(L, 1);
+#ifdef __linux__
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    if (getppid() != parent) raise(SIGTERM); /* the parent died before the request was made */
+    lua_pushboolean(L, 1);
+#else
+    (void)parent;
+    lua_pushboolean(L, 0);
+#endif
+    return 1;
+}
+
 EXPORT int luaopen_collapse_process(lua_State *L) {
     static const luaL_Reg fns[] = {{"spawn", l_spawn}, {"wait", l_wait}, {"kill", l_kill}, {"nproc", l_nproc},
-                                   {NULL, NULL}};
+                                   {"pid", l_pid}, {"die_with_parent", l_die_with_parent}, {NULL, NULL}};
     luaL_newlib(L, fns);
     return 1;
 }
