@@ -24,6 +24,10 @@ local entries = {
   { "Linear.backward: grad_output shape", function() local l = lin(); l:forward(X(4, 3)); l:backward(X(4, 3), X(4, 3)) end,
     { "linear_backward", "grad_output [4 x 3]", "expected [4 x 2]" } },
   { "Linear.backward: '.'-call", function() local l = lin(); l.backward(X(4, 3), X(4, 2)) end, { "Linear.backward", "call with ':'" } },
+  -- Identity
+  { "Identity.forward: nil", function() nn.Identity():forward(nil) end, { "Identity:forward", "input", "tensor, got nil" } },
+  { "Identity.backward: a number", function() nn.Identity():backward(X(2, 3), 5) end,
+    { "Identity:backward", "grad_output", "tensor, got number" } },
   -- BatchNorm / BatchNorm2d
   { "BatchNorm: 0 features", function() nn.BatchNorm(0) end, { "BatchNorm", "features", "positive integer, got 0" } },
   { "BatchNorm: eps 0", function() nn.BatchNorm(3, { eps = 0 }) end, { "BatchNorm", "eps must be > 0", "got 0" } },
