@@ -21,6 +21,17 @@ local FIELDS = {
 local DEFAULT_METRICS = { "intra_cos", "inter_cos", "intra_cos_min", "inter_cos_max", "feature_norm", "nc1",
   "etf_error", "accuracy", "loss", "regularized_loss", "bound", "gamma_norm", "weight_norm", "test_accuracy", "decomposition" }
 
+-- Every name field 'metrics' may hold: the keys of nc.measure's result (docs/metrics.md; the spec
+-- experiment_metrics_spec.lua checks this list against a real measurement) and those measure() below
+-- computes itself. Checked when the experiment is made, not at its first measurement epochs later.
+local KNOWN_METRICS = {}
+for name in ([[accuracy between_energy between_spectrum cdnv class_counts classes dim equiangular equinorm
+  etf_error etf_spectrum feature_norm inter_cos inter_cos_max inter_cos_q intra_cos intra_cos_min intra_cos_q
+  intra_per_class loss max_cos mean_sq_norm nc1 ncc_agreement q samples self_duality trace_within variability
+  w_equinorm regularized_loss decomposition bound gamma_norm weight_norm test_accuracy]]):gmatch("%S+") do
+  KNOWN_METRICS[name] = true
+end
+
 -- Lower bounds of numeric fields (NaN fails every one).
 local MINIMUM = { epochs = 1, batch_size = 1, measure_every = 0, measure_batch_size = 1, threads = 1, lambda = 0 }
 local MINIMUM_NOTE = { measure_every = " (0: training curves only)" }
@@ -47,6 +58,15 @@ local function validate(spec)
     if not type_ok(v, want) then
       error(("experiment: field '%s' must be %s, got %s"):format(k, want:gsub("|", " or "),
         math.type(v) or type(v)), 3)
+    end
+  end
+  for i, name in ipairs(spec.metrics or {}) do
+    if type(name) == "string" and not KNOWN_METRICS[name] then -- (non-strings: new() names them)
+      local names = {}
+      for k in pairs(KNOWN_METRICS) do names[#names + 1] = k end
+      table.sort(names)
+      error(("experiment: unknown metric '%s' (entry %d of field 'metrics'; known: %s)"):format(tostring(name), i,
+        table.concat(names, ", ")), 3)
     end
   end
   for _, req in ipairs({ "data", "model", "optimizer", "epochs" }) do
@@ -312,5 +332,6 @@ function train_and_measure(spec)
   return finish(ctx, history, t0)
 end
 
---- collapse.experiment(spec) -> object with :run(); the table also carries collapse_summary.
-return setmetatable({ collapse_summary = Experiment.collapse_summary }, { __call = function(_, spec) return new(spec) end })
+--- collapse.experiment(spec) -> object with :run(); the table also carries collapse_summary and
+-- known_metrics (the names field 'metrics' accepts).
+return setmetatable({ collapse_summary = Experiment.collapse_summary, known_metrics = KNOWN_METRICS }, { __call = function(_, spec) return new(spec) end })
