@@ -194,7 +194,9 @@ describe("jobs.run (the pool under collapse run --jobs and collapse demo)", func
   end
   local function worker(p, fail_index)
     return function(index)
-      if index == fail_index then return { "sh", "-c", "echo worker refuses >&2; exit 4" } end
+      -- the failing worker ends after the others have (1 s is ample for a printf): on_done is not
+      -- called for runs that finish after a failure, so without the wait the test would race
+      if index == fail_index then return { "sh", "-c", "sleep 1; echo worker refuses >&2; exit 4" } end
       local body = ('{"finished": true, "final": {"index": %d}, "seconds": 0}'):format(index)
       return { "sh", "-c", ("printf '%%s' '%s' > '%s'"):format(body, p.runs[index].path) }
     end
