@@ -46,6 +46,13 @@ local entries = {
   { "BatchNorm.forward: '.'-call", function() local b = nn.BatchNorm(3); b.forward(X(4, 3)) end, { "BatchNorm.forward", "call with ':'" } },
   { "BatchNorm2d.forward: a matrix", function() nn.BatchNorm2d(2):forward(collapse.zeros({ 2, 2 })) end,
     { "batchnorm2d_forward", "input [2 x 2]", "expected [n x * x * x *]" } },
+  -- the fused BatchNorm + ReLU pair of a training Sequential refuses the rank its BatchNorm refuses
+  { "BatchNorm + ReLU fused: a 4-d input", function()
+      nn.Sequential{ nn.BatchNorm(3, { dtype = "float64" }), nn.ReLU() }:forward(collapse.zeros({ 2, 3, 4, 4 }, "float64"))
+    end, { "batchnorm_forward", "input [2 x 3 x 4 x 4]", "expected [n x *]" } },
+  { "BatchNorm2d + ReLU fused: a matrix", function()
+      nn.Sequential{ nn.BatchNorm2d(3, { dtype = "float64" }), nn.ReLU() }:forward(X(4, 3))
+    end, { "batchnorm2d_forward", "input [4 x 3]", "expected [n x * x * x *]" } },
   -- activations, Flatten, Identity
   { "ReLU.forward: a number", function() nn.ReLU():forward(5) end, { "relu_forward", "input", "tensor, got number" } },
   { "ReLU.backward before forward", function() nn.ReLU():backward(X(2, 2), X(2, 2)) end, { "ReLU.backward", "call forward first" } },

@@ -16,6 +16,7 @@ local BatchNorm = class("nn.BatchNorm", Module)
 -- backward reads the input, not the output: a Residual may sum in place into it (Module:spare_output)
 function BatchNorm:spare_output() return self.output end
 BatchNorm.size_field = "features" -- BatchNorm2d: "channels"
+BatchNorm.input_ndim = 2 -- [n x features]; BatchNorm2d: 4
 BatchNorm.forward_kernel, BatchNorm.backward_kernel = core.batchnorm_forward, core.batchnorm_backward
 
 --- Validated options, affine parameters and running statistics over `size` features/channels.
@@ -100,12 +101,15 @@ function BatchNorm:backward(x, gy, need_input_grad)
 end
 
 -- The fused BatchNorm (training) + ReLU step: relu.output = relu(bn(x)) by one kernel, the same
--- values as the two modules in turn; the BatchNorm's own output is never materialised.
+-- values as the two modules in turn; the BatchNorm's own output is never materialised. The same
+-- for BatchNorm2d: the C pair takes [n x f] and [N x C x H x W] alike, so the module's own rank is
+-- checked here (by its own kernel, for the unfused path's error).
 local Fused = {}
 Fused.__index = Fused
 
 function Fused:forward(x)
   local bn, relu = self.bn, self.relu
+  if x:dim() ~= bn.input_ndim then return bn:forward(x) end -- raises "batchnorm_forward: size mismatch ..."
   relu.output, bn.save_mean, bn.save_invstd = core.batchnorm_relu_forward(x, relu.output, bn.weight, bn.bias,
     bn.running_mean, bn.running_var, bn.save_mean, bn.save_invstd, bn.momentum, bn.eps)
   bn.num_batches_tracked = bn.num_batches_tracked + 1
@@ -124,11 +128,10 @@ function Fused:backward(x, gy, need_input_grad)
   return gx
 end
 
---- Offered to Sequential: in training mode, a BatchNorm directly followed by a ReLU runs fused.
+--- Offered to Sequential: in training mode, a BatchNorm (or BatchNorm2d) directly followed by a
+-- ReLU runs fused.
 function BatchNorm:fuse_with(nxt)
-  if not (self.training and self.forward_kernel == core.batchnorm_forward and nxt and class.is(nxt, ReLU)) then
-    return nil
-  end
+  if not (self.training and nxt and class.is(nxt, ReLU)) then return nil end
   local f = self._fused
   if not f or f.relu ~= nxt then
     f = setmetatable({ bn = self, relu = nxt }, Fused)
