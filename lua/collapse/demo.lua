@@ -175,11 +175,12 @@ local function finish_part(part, out, s, progress)
   return summary
 end
 
--- Rough cost of a point, to start the longest points first: the multiply-adds of its training.
+-- Rough cost of each point of a part, to start the longest points first: the multiply-adds of its
+-- training (the same for every point of a part).
 -- (Without BN the conic points at large weight decay used to take 6x longer, 48 s of CPU at 1e-2
 -- against 8 s at 1e-4, all of it in sgemm over subnormal gradient entries; since experiments flush
 -- subnormals to zero (docs/experiments.md) every point costs about the same, 7-9 s, 2026-12-02.)
-local function point_cost(part, s, _point)
+local function point_cost(part, s)
   local x = part.data.train.x
   return part.epochs * x:size(1) * (x:size(2) + 3 * s.width) * s.width
 end
@@ -191,10 +192,10 @@ local function run_pool(list, out, s, opts, n)
   for _, part in ipairs(list) do
     local spec = sweep_spec(part.name, out, part.data, s, part.epochs)
     fs.mkdir(spec.out .. "/runs")
-    local runs = require("collapse.sweep").plan(spec).runs
+    local runs, cost = require("collapse.sweep").plan(spec).runs, point_cost(part, s) -- one cost per part
     for _, run in ipairs(runs) do
       combined[#combined + 1] = { index = #combined + 1, id = part.name .. " " .. run.id, path = run.path,
-        part = part, task = run.index, cost = point_cost(part, s, run.point) }
+        part = part, task = run.index, cost = cost }
     end
     left[part] = #runs
   end
